@@ -1,0 +1,163 @@
+//! The exact index: vectors in one block file, loaded into RAM at open, searched by a parallel
+//! brute-force scan. Also the reference other indices are measured against.
+
+use crate::build::{finish_index_dir, prepare_out_dir, BuildInput};
+use crate::contract::{prepare_query, OpenOptions, SearchParams, SearchStats, VectorIndex};
+use crate::dataset::{Matrix, VectorFileReader};
+use crate::distance::{normalize, Element};
+use crate::error::{IndexError, Result};
+use crate::manifest::Manifest;
+use crate::metric::{ElementType, Metric};
+use crate::scan::exact_topk;
+use crate::topk::Neighbor;
+use quiver_storage::io::open_reader;
+use quiver_storage::{BlockFile, BlockFileWriter};
+use roaring::RoaringBitmap;
+use std::path::Path;
+
+/// The vectors file of a flat index.
+pub const VECTORS_FILE: &str = "vectors.qbf";
+
+/// Rows read per chunk while building.
+const BUILD_CHUNK_ROWS: usize = 65_536;
+
+/// Bytes of a chunk as stored: float rows normalised for cosine, everything else as given.
+pub fn stored_bytes(metric: Metric, chunk: &Matrix) -> Result<Vec<u8>> {
+    let elem = chunk
+        .data
+        .dtype()
+        .element()
+        .ok_or_else(|| IndexError::InvalidArgument("i32 files hold ids, not vectors".into()))?;
+    if metric != Metric::Cosine || !elem.is_float() {
+        return Ok(chunk.data.as_bytes().to_vec());
+    }
+    let mut v = chunk.to_f32();
+    v.chunks_exact_mut(chunk.dim).for_each(normalize);
+    Ok(match elem {
+        ElementType::F16 => {
+            let h: Vec<half::f16> = v.iter().map(|&x| half::f16::from_f32(x)).collect();
+            bytemuck::cast_slice(&h).to_vec()
+        }
+        _ => bytemuck::cast_slice(&v).to_vec(),
+    })
+}
+
+/// Builds a flat index from `input` into `out`, streaming the data file; `progress` is called
+/// with the rows written so far.
+pub fn build(input: &BuildInput, out: &Path, progress: &dyn Fn(u64)) -> Result<Manifest> {
+    let mut reader = VectorFileReader::open(&input.data)?;
+    let elem = reader
+        .dtype()
+        .element()
+        .ok_or_else(|| IndexError::bad_file(&input.data, "holds i32 ids, not vectors"))?;
+    let (n, dim) = (reader.rows(), reader.dim());
+    if n == 0 {
+        return Err(IndexError::bad_file(
+            &input.data,
+            "empty dataset: no vectors to index",
+        ));
+    }
+    if n > u32::MAX as usize {
+        return Err(IndexError::bad_file(
+            &input.data,
+            format!("{n} rows exceed the 2^32 one index holds"),
+        ));
+    }
+    prepare_out_dir(out)?;
+    let mut w = BlockFileWriter::create(out.join(VECTORS_FILE), "flat.vectors")?;
+    w.begin_section("vectors")?;
+    while let Some(chunk) = reader.read_chunk(BUILD_CHUNK_ROWS)? {
+        w.write(&stored_bytes(input.metric, &chunk)?)?;
+        progress(reader.position() as u64);
+    }
+    w.end_section()?;
+    w.finish()?;
+    finish_index_dir(
+        out,
+        input,
+        "flat",
+        elem,
+        dim,
+        n,
+        serde_json::json!({}),
+        vec![VECTORS_FILE.into()],
+    )
+}
+
+/// A flat index over element type `T`.
+pub struct FlatIndex<T: Element> {
+    manifest: Manifest,
+    data: Vec<T>,
+}
+
+impl<T: Element> FlatIndex<T> {
+    fn load(dir: &Path, manifest: Manifest, opts: &OpenOptions) -> Result<Self> {
+        let file = BlockFile::open(dir.join(VECTORS_FILE))?;
+        let reader = open_reader(&file, opts.backend)?;
+        let raw = file.read_section(reader.as_ref(), "vectors")?;
+        let want = manifest.n * manifest.dim * T::TYPE.size();
+        if raw.len() != want {
+            return Err(IndexError::bad_file(
+                file.path(),
+                format!(
+                    "section vectors holds {} bytes, manifest implies {want}",
+                    raw.len()
+                ),
+            ));
+        }
+        Ok(FlatIndex {
+            manifest,
+            data: bytemuck::pod_collect_to_vec(&raw),
+        })
+    }
+
+    /// The stored rows (normalised for float cosine).
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+}
+
+impl<T: Element> VectorIndex for FlatIndex<T> {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        _params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+    ) -> Result<(Vec<Neighbor>, SearchStats)> {
+        let q = prepare_query::<T>(&self.manifest, query, k)?;
+        let (top, computed) = exact_topk(
+            self.manifest.metric,
+            &self.data,
+            self.manifest.dim,
+            &q,
+            k,
+            allow,
+        );
+        Ok((
+            top,
+            SearchStats {
+                distance_computations: computed,
+                ..Default::default()
+            },
+        ))
+    }
+
+    fn default_grid(&self) -> Vec<SearchParams> {
+        vec![SearchParams::default()]
+    }
+}
+
+/// Opens a flat index directory whose manifest has been read.
+pub fn open(dir: &Path, m: Manifest, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
+    Ok(match m.element {
+        ElementType::F32 => Box::new(FlatIndex::<f32>::load(dir, m, opts)?),
+        ElementType::F16 => Box::new(FlatIndex::<half::f16>::load(dir, m, opts)?),
+        ElementType::I8 => Box::new(FlatIndex::<i8>::load(dir, m, opts)?),
+        ElementType::U8 => Box::new(FlatIndex::<u8>::load(dir, m, opts)?),
+    })
+}

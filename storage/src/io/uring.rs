@@ -1,0 +1,338 @@
+//! The io_uring backend: O_DIRECT reads, a registered file and registered buffers, and a refill
+//! loop that keeps up to `queue_depth` reads in flight for as long as a batch has requests left.
+//!
+//! Rings are pooled: a thread takes one for the length of a batch, so concurrent callers each get
+//! their own ring and nothing is locked across I/O. Short reads are resubmitted for the remainder;
+//! a read that returns 0 bytes is reported as truncation with file and offset.
+
+use super::{check_bounds, BlockReader, OnRead, ReadRequest, ReadStats};
+use crate::aligned::AlignedBuf;
+use crate::error::{Result, StorageError};
+use crate::file::BlockFile;
+use crate::format::verify_blocks;
+use io_uring::{opcode, types, IoUring};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Default bytes per registered buffer: requests up to this size use `READ_FIXED`, larger ones a
+/// one-off aligned buffer.
+pub const DEFAULT_SLOT_BYTES: usize = 16 * 1024;
+
+/// Reads blocks through pooled io_uring instances.
+pub struct UringReader {
+    path: PathBuf,
+    file: File,
+    direct: bool,
+    block_size: usize,
+    readable: u64,
+    queue_depth: u32,
+    slot_bytes: usize,
+    rings: Mutex<Vec<Ring>>,
+}
+
+struct Ring {
+    // Field order matters: the ring (and its buffer registration) drops before the buffers.
+    ring: IoUring,
+    bufs: Vec<AlignedBuf>,
+    fixed_bufs: bool,
+    fixed_file: bool,
+}
+
+struct Slot {
+    req: usize,
+    done: usize,
+    len: usize,
+    big: Option<AlignedBuf>,
+}
+
+fn open_file(path: &Path, direct: bool) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    if direct {
+        o.custom_flags(libc::O_DIRECT);
+    }
+    o.open(path)
+}
+
+impl UringReader {
+    /// Opens `file` with O_DIRECT (buffered where the filesystem refuses O_DIRECT, e.g. tmpfs,
+    /// logged once) and checks that the kernel grants an io_uring of `queue_depth` entries.
+    pub fn open(file: &BlockFile, queue_depth: u32) -> Result<Self> {
+        Self::with_slot_bytes(file, queue_depth, DEFAULT_SLOT_BYTES)
+    }
+
+    /// As [`open`](Self::open) with an explicit registered-buffer size per in-flight read.
+    pub fn with_slot_bytes(file: &BlockFile, queue_depth: u32, slot_bytes: usize) -> Result<Self> {
+        if !(1..=4096).contains(&queue_depth) {
+            return Err(StorageError::InvalidArgument(format!(
+                "queue depth {queue_depth} not in 1..=4096"
+            )));
+        }
+        let path = file.path().to_path_buf();
+        let bs = file.block_size();
+        let slot_bytes = slot_bytes.max(bs).div_ceil(bs) * bs;
+        let (f, direct) = match open_file(&path, true) {
+            Ok(f) if direct_read_works(&f, bs) => (f, true),
+            _ => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| log::warn!("{}: O_DIRECT refused by the filesystem; io_uring reads go through the page cache", path.display()));
+                (
+                    open_file(&path, false).map_err(|e| StorageError::io(&path, e))?,
+                    false,
+                )
+            }
+        };
+        let reader = UringReader {
+            path,
+            file: f,
+            direct,
+            block_size: bs,
+            readable: file.readable_blocks(),
+            queue_depth,
+            slot_bytes,
+            rings: Mutex::new(Vec::new()),
+        };
+        // Fail here (so the caller can fall back) rather than on the first search.
+        let ring = reader.new_ring()?;
+        reader.put_ring(ring);
+        Ok(reader)
+    }
+
+    /// Whether reads bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    fn new_ring(&self) -> Result<Ring> {
+        let ring = IoUring::new(self.queue_depth).map_err(|e| StorageError::io(&self.path, e))?;
+        let mut bufs: Vec<AlignedBuf> = (0..self.queue_depth)
+            .map(|_| AlignedBuf::zeroed(self.slot_bytes))
+            .collect();
+        let iovecs: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: each iovec points into an AlignedBuf owned by the returned Ring, which keeps the
+        // buffers alive (and unmoved: they are heap allocations) until after the ring is dropped.
+        let fixed_bufs = unsafe { ring.submitter().register_buffers(&iovecs) }.is_ok();
+        let fixed_file = ring
+            .submitter()
+            .register_files(&[self.file.as_raw_fd()])
+            .is_ok();
+        if !fixed_bufs || !fixed_file {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                log::info!(
+                    "io_uring: registered buffers {fixed_bufs}, registered file {fixed_file}"
+                )
+            });
+        }
+        Ok(Ring {
+            ring,
+            bufs,
+            fixed_bufs,
+            fixed_file,
+        })
+    }
+
+    fn take_ring(&self) -> Result<Ring> {
+        let pooled = self.rings.lock().map(|mut v| v.pop()).unwrap_or(None);
+        match pooled {
+            Some(r) => Ok(r),
+            None => self.new_ring(),
+        }
+    }
+
+    fn put_ring(&self, ring: Ring) {
+        if let Ok(mut v) = self.rings.lock() {
+            v.push(ring);
+        }
+    }
+
+    /// Pushes the read for `slot` (its remaining bytes) onto the submission queue.
+    fn push(&self, ring: &mut Ring, slot_no: usize, slot: &mut Slot, reqs: &[ReadRequest]) {
+        let r = reqs[slot.req];
+        let offset = r.first_block() * self.block_size as u64 + slot.done as u64;
+        let remaining = (slot.len - slot.done) as u32;
+        let (ptr, fixed_index) = match slot.big.as_mut() {
+            Some(b) => (b.as_mut_ptr(), None),
+            None => (
+                ring.bufs[slot_no].as_mut_ptr(),
+                ring.fixed_bufs.then_some(slot_no as u16),
+            ),
+        };
+        // SAFETY: `slot.done < slot.len <= buffer length`, so the pointer stays inside the buffer.
+        let ptr = unsafe { ptr.add(slot.done) };
+        let fd = self.file.as_raw_fd();
+        let entry = match (fixed_index, ring.fixed_file) {
+            (Some(i), true) => opcode::ReadFixed::new(types::Fixed(0), ptr, remaining, i)
+                .offset(offset)
+                .build(),
+            (Some(i), false) => opcode::ReadFixed::new(types::Fd(fd), ptr, remaining, i)
+                .offset(offset)
+                .build(),
+            (None, true) => opcode::Read::new(types::Fixed(0), ptr, remaining)
+                .offset(offset)
+                .build(),
+            (None, false) => opcode::Read::new(types::Fd(fd), ptr, remaining)
+                .offset(offset)
+                .build(),
+        };
+        let entry = entry.user_data(slot_no as u64);
+        // SAFETY: the buffer behind `ptr` is owned by the ring or the slot and is not touched or
+        // freed until this entry's completion is reaped (run() drains every in-flight read before
+        // returning, on success and on error). The SQ has `queue_depth` entries and at most one
+        // entry per slot is pending, so push cannot overflow.
+        let pushed = unsafe { ring.ring.submission().push(&entry) };
+        debug_assert!(pushed.is_ok(), "submission queue overflow");
+    }
+
+    fn run(
+        &self,
+        ring: &mut Ring,
+        reqs: &[ReadRequest],
+        on_read: &mut OnRead<'_>,
+    ) -> Result<ReadStats> {
+        let depth = ring.bufs.len();
+        let mut slots: Vec<Option<Slot>> = (0..depth).map(|_| None).collect();
+        let mut free: Vec<usize> = (0..depth).rev().collect();
+        let (mut next, mut inflight) = (0usize, 0usize);
+        let mut stats = ReadStats::default();
+        let mut first_err: Option<StorageError> = None;
+        let mut cqes: Vec<(u64, i32)> = Vec::with_capacity(depth);
+        loop {
+            while first_err.is_none() && next < reqs.len() {
+                let Some(s) = free.pop() else { break };
+                let len = reqs[next].n_blocks() as usize * self.block_size;
+                let big = (len > self.slot_bytes).then(|| AlignedBuf::zeroed(len));
+                let mut slot = Slot {
+                    req: next,
+                    done: 0,
+                    len,
+                    big,
+                };
+                self.push(ring, s, &mut slot, reqs);
+                slots[s] = Some(slot);
+                next += 1;
+                inflight += 1;
+            }
+            if inflight == 0 {
+                break;
+            }
+            match ring.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => {
+                    // The kernel state of in-flight reads is unknown: leak the ring's buffers
+                    // rather than risk the kernel writing into freed memory.
+                    std::mem::forget(std::mem::take(&mut ring.bufs));
+                    std::mem::forget(slots);
+                    return Err(StorageError::io(&self.path, e));
+                }
+            }
+            cqes.clear();
+            cqes.extend(ring.ring.completion().map(|c| (c.user_data(), c.result())));
+            for &(user, res) in &cqes {
+                let s = user as usize;
+                inflight -= 1;
+                let Some(mut slot) = slots[s].take() else {
+                    continue;
+                };
+                let offset = reqs[slot.req].first_block() * self.block_size as u64;
+                if res == -libc::EAGAIN || res == -libc::EINTR {
+                    if first_err.is_none() {
+                        self.push(ring, s, &mut slot, reqs);
+                        slots[s] = Some(slot);
+                        inflight += 1;
+                    } else {
+                        free.push(s);
+                    }
+                    continue;
+                }
+                if res <= 0 {
+                    let err = if res == 0 {
+                        StorageError::Truncated {
+                            path: self.path.clone(),
+                            offset: offset + slot.done as u64,
+                            needed: (slot.len - slot.done) as u64,
+                            len: self.file.metadata().map(|m| m.len()).unwrap_or(0),
+                        }
+                    } else {
+                        StorageError::io(&self.path, std::io::Error::from_raw_os_error(-res))
+                    };
+                    first_err.get_or_insert(err);
+                    free.push(s);
+                    continue;
+                }
+                slot.done += res as usize;
+                if slot.done < slot.len && first_err.is_none() {
+                    // Short read: ask for the rest.
+                    self.push(ring, s, &mut slot, reqs);
+                    slots[s] = Some(slot);
+                    inflight += 1;
+                    continue;
+                }
+                if first_err.is_none() {
+                    let buf: &[u8] = match &slot.big {
+                        Some(b) => &b[..slot.len],
+                        None => &ring.bufs[s][..slot.len],
+                    };
+                    let r = reqs[slot.req];
+                    let res = verify_blocks(&self.path, r.first_block(), self.block_size, buf)
+                        .and_then(|()| on_read(slot.req, buf));
+                    match res {
+                        Ok(()) => {
+                            stats.ios += 1;
+                            stats.bytes += slot.len as u64;
+                        }
+                        Err(e) => first_err = Some(e),
+                    }
+                }
+                free.push(s);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
+    }
+}
+
+/// Probes whether an O_DIRECT read of block 0 works on this filesystem.
+fn direct_read_works(f: &File, block_size: usize) -> bool {
+    let mut b = AlignedBuf::zeroed(block_size);
+    f.read_exact_at(&mut b[..block_size], 0).is_ok()
+}
+
+impl BlockReader for UringReader {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    fn readable_blocks(&self) -> u64 {
+        self.readable
+    }
+
+    fn read_batch(&self, reqs: &[ReadRequest], on_read: &mut OnRead<'_>) -> Result<ReadStats> {
+        check_bounds(&self.path, self.readable, reqs)?;
+        if reqs.is_empty() {
+            return Ok(ReadStats::default());
+        }
+        let mut ring = self.take_ring()?;
+        let res = self.run(&mut ring, reqs, on_read);
+        if !ring.bufs.is_empty() {
+            self.put_ring(ring);
+        }
+        res
+    }
+}
