@@ -22,7 +22,7 @@ pub struct BenchArgs {
     /// Query vector file.
     #[arg(long)]
     pub queries: PathBuf,
-    /// Ground-truth ids (ibin/ivecs); distances are read from <stem>_dist.fbin beside it if present.
+    /// Ground-truth ids (ibin/ivecs); distances are read from STEM_dist.fbin beside it if present.
     #[arg(long)]
     pub gt: PathBuf,
     /// Neighbours per query.

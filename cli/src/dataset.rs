@@ -36,7 +36,7 @@ pub struct GenArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Output directory: writes base.<fmt> and query.<fmt>.
+    /// Output directory: writes base.FMT and query.FMT.
     #[arg(long)]
     pub out: PathBuf,
     /// File format extension (fbin, fvecs, npy).
@@ -77,7 +77,7 @@ pub struct GtArgs {
     /// Metric (l2, ip, cosine).
     #[arg(long, default_value = "l2")]
     pub metric: Metric,
-    /// Output ids file (.ibin); distances go to <stem>_dist.fbin beside it.
+    /// Output ids file (.ibin); distances go to STEM_dist.fbin beside it.
     #[arg(long)]
     pub out: PathBuf,
 }

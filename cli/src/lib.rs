@@ -1,7 +1,7 @@
 //! # quiver-cli: the `quiver` command
 //!
 //! [`Cli`] is the clap definition; [`run`] dispatches to one module per command family:
-//! [`dataset`] (gen, gt, info), [`build`], [`bench`] (recall/QPS over an index directory),
+//! [`dataset`] (gen, gt, info), [`build`](mod@build), [`bench`](mod@bench) (recall/QPS over an index directory),
 //! [`inspect`] (headers and checksums) and [`iobench`] (block-read throughput next to fio).
 //! The only crate that uses `anyhow`; `main.rs` turns an error into a message and exit code 1.
 

@@ -1,6 +1,6 @@
 //! # quiver-storage: bytes on disk and nothing else
 //!
-//! - [`format`] defines the block-file layout: a header block, data blocks that each end in a
+//! - [`format`](mod@format) defines the block-file layout: a header block, data blocks that each end in a
 //!   crc32c trailer, a section table and a checksummed footer (byte tables in `docs/FORMAT.md`).
 //! - [`BlockFileWriter`] writes such a file section by section; [`BlockFile::open`] validates
 //!   header, footer and section table without reading any data block.
