@@ -81,7 +81,7 @@ fn prepare(path: &Path, size: u64) -> Result<BlockFile> {
 }
 
 fn drop_caches() -> bool {
-    // SAFETY-free: sync(1) then the documented procfs knob; fails without root.
+    // sync(1), then the documented procfs knob; fails (returns false) without root.
     let _ = Command::new("sync").status();
     std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
 }
