@@ -40,6 +40,10 @@ pub struct IoBenchArgs {
     /// Do not drop the page cache before each run.
     #[arg(long)]
     pub no_drop_caches: bool,
+    /// Rounds per backend and depth. Quiver and fio alternate within a round, so a drift in the
+    /// disk's speed hits both; with `--fio` a summary line gives the median ratio over rounds.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -230,42 +234,58 @@ pub fn run(a: IoBenchArgs) -> Result<()> {
             if depth == 0 {
                 bail!("depth must be >= 1");
             }
-            let dropped = !a.no_drop_caches && drop_caches();
-            let t = Instant::now();
-            let (iops, mut lat) = match backend {
-                "uring" => run_uring(&file, depth, a.seconds)?,
-                "pread" => {
-                    run_threads(open_reader(&file, Backend::Pread)?, &file, depth, a.seconds)?
-                }
-                "mmap" => run_threads(open_reader(&file, Backend::Mmap)?, &file, depth, a.seconds)?,
-                other => bail!("unknown backend {other:?}"),
-            };
-            let row = IoRow {
-                tool: "quiver".into(),
-                backend: backend.into(),
-                depth,
-                iops,
-                p50_us: pct(&mut lat, 0.5),
-                p99_us: pct(&mut lat, 0.99),
-                seconds: t.elapsed().as_secs_f64(),
-                cache_dropped: dropped,
-            };
-            println!("{}", serde_json::to_string(&row)?);
-            if a.fio {
+            let mut ratios = Vec::new();
+            for _ in 0..a.repeat.max(1) {
                 let dropped = !a.no_drop_caches && drop_caches();
                 let t = Instant::now();
-                let (iops, p50, p99) = run_fio(&a.file, backend, depth, a.seconds)?;
+                let (iops, mut lat) = match backend {
+                    "uring" => run_uring(&file, depth, a.seconds)?,
+                    "pread" => {
+                        run_threads(open_reader(&file, Backend::Pread)?, &file, depth, a.seconds)?
+                    }
+                    "mmap" => {
+                        run_threads(open_reader(&file, Backend::Mmap)?, &file, depth, a.seconds)?
+                    }
+                    other => bail!("unknown backend {other:?}"),
+                };
                 let row = IoRow {
-                    tool: "fio".into(),
+                    tool: "quiver".into(),
                     backend: backend.into(),
                     depth,
                     iops,
-                    p50_us: p50,
-                    p99_us: p99,
+                    p50_us: pct(&mut lat, 0.5),
+                    p99_us: pct(&mut lat, 0.99),
                     seconds: t.elapsed().as_secs_f64(),
                     cache_dropped: dropped,
                 };
                 println!("{}", serde_json::to_string(&row)?);
+                if a.fio {
+                    let dropped = !a.no_drop_caches && drop_caches();
+                    let t = Instant::now();
+                    let (fio_iops, p50, p99) = run_fio(&a.file, backend, depth, a.seconds)?;
+                    let row = IoRow {
+                        tool: "fio".into(),
+                        backend: backend.into(),
+                        depth,
+                        iops: fio_iops,
+                        p50_us: p50,
+                        p99_us: p99,
+                        seconds: t.elapsed().as_secs_f64(),
+                        cache_dropped: dropped,
+                    };
+                    println!("{}", serde_json::to_string(&row)?);
+                    ratios.push(iops / fio_iops);
+                }
+            }
+            if a.fio && a.repeat > 1 {
+                let median = pct(&mut ratios, 0.5);
+                let summary = serde_json::json!({
+                    "tool": "summary", "backend": backend, "depth": depth,
+                    "rounds": ratios.len(), "median_ratio_to_fio": median,
+                    "min_ratio": ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                    "max_ratio": ratios.iter().copied().fold(0.0, f64::max),
+                });
+                println!("{summary}");
             }
         }
     }
