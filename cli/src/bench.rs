@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Search threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Queries each thread searches together (disk indices interleave their reads; a query's
+    /// latency is then its group's time).
+    #[arg(long, default_value_t = 8)]
+    pub interleave: usize,
     /// Dataset name for the report (default: the query file's directory name).
     #[arg(long)]
     pub dataset: Option<String>,
@@ -85,6 +89,8 @@ pub struct BenchRow {
     pub params: serde_json::Value,
     /// Search threads.
     pub threads: usize,
+    /// Queries searched together per thread.
+    pub interleave: usize,
     /// Cache budget.
     pub cache_bytes: u64,
     /// Mean recall@k (ties at the k-th true distance count as hits).
@@ -255,6 +261,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// One query's results, stats and latency in microseconds.
+type Measured = (Vec<Neighbor>, SearchStats, f64);
+
 /// Runs every query of `queries` against `index` with `params` on `threads` threads.
 pub fn measure(
     index: &dyn VectorIndex,
@@ -263,6 +272,7 @@ pub fn measure(
     k: usize,
     params: &SearchParams,
     threads: usize,
+    interleave: usize,
 ) -> Result<(f64, f64, Vec<f64>, SearchStats)> {
     let dim = index.manifest().dim;
     let nq = queries.len() / dim;
@@ -271,16 +281,17 @@ pub fn measure(
         .build()?;
     let pb = bar(nq as u64, "searching");
     let t0 = Instant::now();
-    let results: Vec<Result<(Vec<Neighbor>, SearchStats, f64)>> = pool.install(|| {
+    let group = interleave.max(1);
+    let results: Vec<Result<Vec<Measured>>> = pool.install(|| {
         queries
-            .par_chunks_exact(dim)
+            .par_chunks(dim * group)
             .with_max_len(1)
-            .map(|q| {
+            .map(|qs| {
                 let t = Instant::now();
-                let (r, s) = index.search(q, k, params, None)?;
+                let out = index.search_batch(qs, k, params, None)?;
                 let us = t.elapsed().as_secs_f64() * 1e6;
-                pb.inc(1);
-                Ok((r, s, us))
+                pb.inc(out.len() as u64);
+                Ok(out.into_iter().map(|(r, s)| (r, s, us)).collect())
             })
             .collect()
     });
@@ -289,8 +300,15 @@ pub fn measure(
     let mut recall = 0.0;
     let mut lat = Vec::with_capacity(nq);
     let mut total = SearchStats::default();
-    for (qi, r) in results.into_iter().enumerate() {
-        let (res, s, us) = r.with_context(|| format!("query {qi}"))?;
+    let flat: Vec<Measured> = results
+        .into_iter()
+        .enumerate()
+        .map(|(gi, r)| r.with_context(|| format!("query group {gi} (queries of {group})")))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    for (qi, (res, s, us)) in flat.into_iter().enumerate() {
         recall += gt.recall(qi, &res, k);
         lat.push(us);
         total += s;
@@ -364,8 +382,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 .iter()
                 .all(|x| x.is_none());
         for params in settings {
-            let (recall, qps, lat, s) =
-                measure(index.as_ref(), &queries, &gt, a.k, &params, a.threads)?;
+            let (recall, qps, lat, s) = measure(
+                index.as_ref(),
+                &queries,
+                &gt,
+                a.k,
+                &params,
+                a.threads,
+                a.interleave,
+            )?;
             let n = nq.max(1) as f64;
             let row = BenchRow {
                 dataset: dataset.clone(),
@@ -376,6 +401,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 index: m.kind.clone(),
                 params: serde_json::to_value(&params)?,
                 threads: a.threads,
+                interleave: a.interleave,
                 cache_bytes,
                 recall,
                 qps,

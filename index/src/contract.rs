@@ -88,6 +88,30 @@ pub trait VectorIndex: Send + Sync {
         allow: Option<&RoaringBitmap>,
     ) -> Result<(Vec<Neighbor>, SearchStats)>;
 
+    /// Searches every `dim`-long row of `queries` (results in query order). Indices that read
+    /// from disk override this to interleave the queries' reads; the default loops over
+    /// [`search`](Self::search).
+    fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+    ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
+        let dim = self.manifest().dim;
+        if queries.is_empty() || !queries.len().is_multiple_of(dim) {
+            return Err(IndexError::Dimension {
+                what: "query batch".into(),
+                expected: dim,
+                got: queries.len(),
+            });
+        }
+        queries
+            .chunks_exact(dim)
+            .map(|q| self.search(q, k, params, allow))
+            .collect()
+    }
+
     /// Parameter settings to sweep when a benchmark names none, cheapest first.
     fn default_grid(&self) -> Vec<SearchParams>;
 }
@@ -136,9 +160,10 @@ pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
     let m = Manifest::read(dir)?;
     match m.kind.as_str() {
         "flat" => crate::flat::open(dir, m, opts),
+        "diskann" => crate::diskann::open(dir, m, opts),
         other => Err(IndexError::Manifest {
             path: dir.join(crate::manifest::MANIFEST_FILE),
-            what: format!("unknown index kind {other:?} (this build knows: flat)"),
+            what: format!("unknown index kind {other:?} (this build knows: flat, diskann)"),
         }),
     }
 }

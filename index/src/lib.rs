@@ -8,6 +8,8 @@
 //!   [`gt`] writes exact ground truth.
 //! - [`contract`]: the one search trait ([`VectorIndex`]), its params and stats, and [`open`],
 //!   which reads an index directory's [`manifest`] and picks the implementation by kind.
+//! - [`diskann`]: the SSD graph index (Vamana + PQ navigation + beam search); [`kmeans`] is the
+//!   shared clustering step.
 //! - [`flat`]: the exact index. [`ids`] and [`payloads`] are the files beside every index that
 //!   let a server attach the directory as a segment.
 
@@ -16,11 +18,13 @@ mod blobs;
 pub mod build;
 pub mod contract;
 pub mod dataset;
+pub mod diskann;
 pub mod distance;
 pub mod error;
 pub mod flat;
 pub mod gt;
 pub mod ids;
+pub mod kmeans;
 pub mod manifest;
 pub mod metric;
 pub mod payloads;

@@ -145,6 +145,9 @@ impl BlockCache for MokaBlockCache {
     }
 }
 
+/// [`CachedReader::read_batch_tagged`]'s callback: request index, verified bytes, cache hit.
+pub type TaggedOnRead<'a> = dyn FnMut(usize, &[u8], bool) -> Result<()> + 'a;
+
 /// Wraps a backend with a cache: hits are served from memory, misses go to the backend as one
 /// batch and are offered to the cache.
 pub struct CachedReader {
@@ -182,6 +185,45 @@ impl CachedReader {
         Ok(stats)
     }
 
+    /// As [`BlockReader::read_batch`], and the callback learns whether each request was a cache
+    /// hit (`true`) or came from the backend, so a caller batching several queries can charge
+    /// each its own reads.
+    pub fn read_batch_tagged(
+        &self,
+        reqs: &[ReadRequest],
+        on_read: &mut TaggedOnRead<'_>,
+    ) -> Result<ReadStats> {
+        let keys: Vec<CacheKey> = reqs.iter().map(|r| self.key(r)).collect();
+        let mut found = Vec::with_capacity(reqs.len());
+        self.cache.get_batch(&keys, &mut found);
+        let mut stats = ReadStats::default();
+        let mut miss_reqs = Vec::new();
+        let mut miss_idx = Vec::new();
+        for (i, f) in found.iter().enumerate() {
+            match f {
+                Some(b) => {
+                    stats.cache_hits += 1;
+                    on_read(i, b, true)?;
+                }
+                None => {
+                    miss_reqs.push(reqs[i]);
+                    miss_idx.push(i);
+                }
+            }
+        }
+        stats.cache_misses = miss_reqs.len() as u64;
+        if !miss_reqs.is_empty() {
+            let inner = self.inner.read_batch(&miss_reqs, &mut |j, buf| {
+                self.cache.insert(keys[miss_idx[j]], Arc::from(buf));
+                on_read(miss_idx[j], buf, false)
+            })?;
+            self.cache.record_read(inner.bytes);
+            stats.ios += inner.ios;
+            stats.bytes += inner.bytes;
+        }
+        Ok(stats)
+    }
+
     /// The cache behind this reader.
     pub fn cache(&self) -> &Arc<dyn BlockCache> {
         &self.cache
@@ -202,34 +244,6 @@ impl BlockReader for CachedReader {
     }
 
     fn read_batch(&self, reqs: &[ReadRequest], on_read: &mut OnRead<'_>) -> Result<ReadStats> {
-        let keys: Vec<CacheKey> = reqs.iter().map(|r| self.key(r)).collect();
-        let mut found = Vec::with_capacity(reqs.len());
-        self.cache.get_batch(&keys, &mut found);
-        let mut stats = ReadStats::default();
-        let mut miss_reqs = Vec::new();
-        let mut miss_idx = Vec::new();
-        for (i, f) in found.iter().enumerate() {
-            match f {
-                Some(b) => {
-                    stats.cache_hits += 1;
-                    on_read(i, b)?;
-                }
-                None => {
-                    miss_reqs.push(reqs[i]);
-                    miss_idx.push(i);
-                }
-            }
-        }
-        stats.cache_misses = miss_reqs.len() as u64;
-        if !miss_reqs.is_empty() {
-            let inner = self.inner.read_batch(&miss_reqs, &mut |j, buf| {
-                self.cache.insert(keys[miss_idx[j]], Arc::from(buf));
-                on_read(miss_idx[j], buf)
-            })?;
-            self.cache.record_read(inner.bytes);
-            stats.ios += inner.ios;
-            stats.bytes += inner.bytes;
-        }
-        Ok(stats)
+        self.read_batch_tagged(reqs, &mut |i, buf, _hit| on_read(i, buf))
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod datasets;
+mod diskann;
 mod distances;
 mod fixtures;
 mod flat;

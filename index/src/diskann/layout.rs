@@ -1,0 +1,393 @@
+//! Byte layout of the DiskANN files (tables in docs/FORMAT.md).
+//!
+//! `graph.qbf` holds a 64-byte `meta` section ([`GraphMeta`]) and the `nodes` section. A node is
+//! `vector (dim x element size) | degree u32 | R x u32 neighbor ids (unused slots 0)`, padded to a
+//! multiple of 4 bytes ([`Layout::node_len`]). When a node fits in a block's payload
+//! (block size - 4-byte checksum trailer), `nodes_per_block` nodes are packed per block and the
+//! rest of the payload is zero; otherwise each node starts a block and spans `blocks_per_node`
+//! blocks, its bytes continuing across the payloads. `pq.qbf` holds the codebooks and codes.
+
+use super::pq::{Pq, CENTROIDS};
+use crate::error::{IndexError, Result};
+use crate::metric::{ElementType, Metric};
+use quiver_storage::io::{open_reader, Backend};
+use quiver_storage::{BlockFile, BlockFileWriter, StorageError};
+use std::borrow::Cow;
+use std::path::Path;
+
+/// Section of `graph.qbf` holding [`GraphMeta`].
+pub const META_SECTION: &str = "meta";
+/// Section of `graph.qbf` holding the node blocks.
+pub const NODES_SECTION: &str = "nodes";
+/// Version of the meta record.
+const META_VERSION: u32 = 1;
+/// Bytes of the meta record.
+pub const META_BYTES: usize = 64;
+
+/// Where nodes sit in the `nodes` section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Bytes of the stored vector.
+    pub vec_bytes: usize,
+    /// Maximum degree R (neighbor slots per node).
+    pub max_degree: usize,
+    /// Bytes per node record (vector, degree, R ids, padding to 4).
+    pub node_len: usize,
+    /// Usable bytes per block.
+    pub payload: usize,
+    /// Nodes packed per block (0 when a node needs more than one block).
+    pub nodes_per_block: usize,
+    /// Blocks per node (1 when several nodes share a block).
+    pub blocks_per_node: usize,
+}
+
+impl Layout {
+    /// The layout for `dim` components of `elem`, degree `r`, `payload` usable bytes per block.
+    pub fn new(dim: usize, elem: ElementType, r: usize, payload: usize) -> Result<Layout> {
+        let vec_bytes = dim * elem.size();
+        let node_len = (vec_bytes + 4 + 4 * r).div_ceil(4) * 4;
+        if payload < 8 {
+            return Err(IndexError::InvalidArgument(format!(
+                "block payload of {payload} bytes is too small"
+            )));
+        }
+        let (npb, bpn) = if node_len <= payload {
+            (payload / node_len, 1)
+        } else {
+            (0, node_len.div_ceil(payload))
+        };
+        Ok(Layout {
+            vec_bytes,
+            max_degree: r,
+            node_len,
+            payload,
+            nodes_per_block: npb,
+            blocks_per_node: bpn,
+        })
+    }
+
+    /// First block (relative to the section) and block count of node `id`.
+    pub fn blocks_of(&self, id: u32) -> (u64, u32) {
+        if self.nodes_per_block > 0 {
+            (id as u64 / self.nodes_per_block as u64, 1)
+        } else {
+            (
+                id as u64 * self.blocks_per_node as u64,
+                self.blocks_per_node as u32,
+            )
+        }
+    }
+
+    /// Blocks that `n` nodes occupy.
+    pub fn blocks_for(&self, n: u64) -> u64 {
+        if self.nodes_per_block > 0 {
+            n.div_ceil(self.nodes_per_block as u64)
+        } else {
+            n * self.blocks_per_node as u64
+        }
+    }
+
+    /// Writes node `vector` + `nbrs` into `out` (`node_len` bytes).
+    pub fn encode_node(&self, vector: &[u8], nbrs: &[u32], out: &mut [u8]) {
+        out.fill(0);
+        out[..self.vec_bytes].copy_from_slice(vector);
+        let d = nbrs.len().min(self.max_degree);
+        out[self.vec_bytes..self.vec_bytes + 4].copy_from_slice(&(d as u32).to_le_bytes());
+        for (i, nb) in nbrs[..d].iter().enumerate() {
+            let o = self.vec_bytes + 4 + 4 * i;
+            out[o..o + 4].copy_from_slice(&nb.to_le_bytes());
+        }
+    }
+
+    /// Node `id`'s record inside `buf`, the bytes of the blocks [`blocks_of`](Self::blocks_of)
+    /// names (trailers included): borrowed when it lies in one block, gathered otherwise.
+    pub fn node_bytes<'a>(
+        &self,
+        buf: &'a [u8],
+        id: u32,
+        block_size: usize,
+    ) -> std::result::Result<Cow<'a, [u8]>, StorageError> {
+        if self.nodes_per_block > 0 {
+            let off = (id as usize % self.nodes_per_block) * self.node_len;
+            return buf
+                .get(off..off + self.node_len)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| short(buf.len(), off + self.node_len));
+        }
+        let mut v = Vec::with_capacity(self.blocks_per_node * self.payload);
+        for b in 0..self.blocks_per_node {
+            let blk = buf
+                .get(b * block_size..b * block_size + self.payload)
+                .ok_or_else(|| short(buf.len(), b * block_size + self.payload))?;
+            v.extend_from_slice(blk);
+        }
+        v.truncate(self.node_len);
+        Ok(Cow::Owned(v))
+    }
+
+    /// The neighbor ids of a node record, checked: degree <= R and every id < n. `path` and `id`
+    /// locate a corrupt record in the error.
+    pub fn neighbors<'a>(
+        &self,
+        node: &'a [u8],
+        n: u64,
+        path: &Path,
+        id: u32,
+    ) -> std::result::Result<&'a [u32], StorageError> {
+        let corrupt = |what: String| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: self.node_offset_hint(id),
+            what,
+        };
+        let d = u32::from_le_bytes(
+            node[self.vec_bytes..self.vec_bytes + 4]
+                .try_into()
+                .map_err(|_| corrupt("node record too short".into()))?,
+        ) as usize;
+        if d > self.max_degree {
+            return Err(corrupt(format!(
+                "node {id}: degree {d} exceeds R = {}",
+                self.max_degree
+            )));
+        }
+        let raw = &node[self.vec_bytes + 4..self.vec_bytes + 4 + 4 * d];
+        let ids: &[u32] = bytemuck::try_cast_slice(raw)
+            .map_err(|_| corrupt(format!("node {id}: misaligned neighbor list")))?;
+        if let Some(bad) = ids.iter().find(|&&x| x as u64 >= n) {
+            return Err(corrupt(format!("node {id}: neighbor id {bad} >= n = {n}")));
+        }
+        Ok(ids)
+    }
+
+    /// Offset of node `id` within the nodes section's payload stream (for error messages).
+    fn node_offset_hint(&self, id: u32) -> u64 {
+        let (b, _) = self.blocks_of(id);
+        let within = if self.nodes_per_block > 0 {
+            (id as usize % self.nodes_per_block) * self.node_len
+        } else {
+            0
+        };
+        b * (self.payload as u64 + 4) + within as u64
+    }
+}
+
+fn short(have: usize, need: usize) -> StorageError {
+    StorageError::InvalidArgument(format!(
+        "node read returned {have} bytes, the record ends at {need}"
+    ))
+}
+
+/// The graph file's self-description.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GraphMeta {
+    /// Dimension of stored vectors.
+    pub dim: usize,
+    /// Stored element type.
+    pub element: ElementType,
+    /// Metric.
+    pub metric: Metric,
+    /// Nodes.
+    pub n: u64,
+    /// R.
+    pub max_degree: usize,
+    /// Entry point.
+    pub medoid: u32,
+    /// Navigation-space dimension (dim, or dim + 1 for inner product).
+    pub nav_dim: usize,
+    /// Inner product: the largest data norm M of the augmentation (0 otherwise).
+    pub ip_max_norm: f32,
+    /// Bytes per PQ code.
+    pub pq_bytes: usize,
+    /// Node placement.
+    pub layout: Layout,
+}
+
+fn elem_code(e: ElementType) -> u32 {
+    match e {
+        ElementType::F32 => 0,
+        ElementType::F16 => 1,
+        ElementType::I8 => 2,
+        ElementType::U8 => 3,
+    }
+}
+
+fn metric_code(m: Metric) -> u32 {
+    match m {
+        Metric::L2 => 0,
+        Metric::Ip => 1,
+        Metric::Cosine => 2,
+    }
+}
+
+impl GraphMeta {
+    /// The 64-byte little-endian record (see docs/FORMAT.md).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(META_BYTES);
+        for v in [
+            META_VERSION,
+            self.dim as u32,
+            elem_code(self.element),
+            metric_code(self.metric),
+        ] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&self.n.to_le_bytes());
+        for v in [
+            self.max_degree as u32,
+            self.layout.node_len as u32,
+            self.layout.nodes_per_block as u32,
+            self.layout.blocks_per_node as u32,
+            self.medoid,
+            self.nav_dim as u32,
+        ] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&self.ip_max_norm.to_le_bytes());
+        b.extend_from_slice(&(self.pq_bytes as u32).to_le_bytes());
+        b.resize(META_BYTES, 0);
+        b
+    }
+
+    /// Parses and cross-checks a meta record; `payload` is the file's usable bytes per block.
+    pub fn decode(path: &Path, b: &[u8], payload: usize) -> Result<GraphMeta> {
+        let bad = |what: String| IndexError::bad_file(path, format!("section meta: {what}"));
+        if b.len() < META_BYTES {
+            return Err(bad(format!("{} bytes, expected {META_BYTES}", b.len())));
+        }
+        let u = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        if u(0) != META_VERSION {
+            return Err(bad(format!(
+                "meta version {} (this build reads {META_VERSION})",
+                u(0)
+            )));
+        }
+        let element = match u(8) {
+            0 => ElementType::F32,
+            1 => ElementType::F16,
+            2 => ElementType::I8,
+            3 => ElementType::U8,
+            x => return Err(bad(format!("element code {x} at offset 8"))),
+        };
+        let metric = match u(12) {
+            0 => Metric::L2,
+            1 => Metric::Ip,
+            2 => Metric::Cosine,
+            x => return Err(bad(format!("metric code {x} at offset 12"))),
+        };
+        let n = u64::from_le_bytes(b[16..24].try_into().map_err(|_| bad("n".into()))?);
+        let (dim, r) = (u(4) as usize, u(24) as usize);
+        if dim == 0 || dim > crate::dataset::MAX_DIM || !(1..=1024).contains(&r) {
+            return Err(bad(format!("dim {dim} or R {r} out of range")));
+        }
+        let layout = Layout::new(dim, element, r, payload)?;
+        let stored = (u(28) as usize, u(32) as usize, u(36) as usize);
+        if stored
+            != (
+                layout.node_len,
+                layout.nodes_per_block,
+                layout.blocks_per_node,
+            )
+        {
+            return Err(bad(format!(
+                "layout (node_len, nodes/block, blocks/node) = {stored:?} at offset 28, \
+                 recomputed {:?}",
+                (
+                    layout.node_len,
+                    layout.nodes_per_block,
+                    layout.blocks_per_node
+                )
+            )));
+        }
+        let medoid = u(40);
+        if n == 0 || medoid as u64 >= n {
+            return Err(bad(format!("medoid {medoid} not below n = {n}")));
+        }
+        let nav_dim = u(44) as usize;
+        let want_nav = if metric == Metric::Ip { dim + 1 } else { dim };
+        if nav_dim != want_nav {
+            return Err(bad(format!(
+                "navigation dimension {nav_dim}, expected {want_nav}"
+            )));
+        }
+        Ok(GraphMeta {
+            dim,
+            element,
+            metric,
+            n,
+            max_degree: r,
+            medoid,
+            nav_dim,
+            ip_max_norm: f32::from_le_bytes([b[48], b[49], b[50], b[51]]),
+            pq_bytes: u(52) as usize,
+            layout,
+        })
+    }
+}
+
+/// Writes `pq.qbf`: `meta` (u32 nav_dim, u32 m, u32 centroids = 256, u32 0, then m + 1 u32
+/// subspace offsets), `center` (nav_dim f32), `codebooks` (f32, subspace after subspace, each
+/// 256 x width), `codes` (n x m u8).
+pub fn write_pq(path: &Path, pq: &Pq, codes: &[u8]) -> Result<()> {
+    let mut w = BlockFileWriter::create(path, "diskann.pq")?;
+    let mut meta: Vec<u32> = vec![pq.dim as u32, pq.m() as u32, CENTROIDS as u32, 0];
+    meta.extend(pq.offsets.iter().map(|&o| o as u32));
+    w.write_section("meta", bytemuck::cast_slice(&meta))?;
+    w.write_section("center", bytemuck::cast_slice(&pq.center))?;
+    w.write_section("codebooks", bytemuck::cast_slice(&pq.codebooks))?;
+    w.write_section("codes", codes)?;
+    w.finish()?;
+    Ok(())
+}
+
+/// Reads `pq.qbf` into RAM, checking every size against `n` and the meta record.
+pub fn read_pq(path: &Path, backend: Backend, n: usize) -> Result<(Pq, Vec<u8>)> {
+    let file = BlockFile::open(path)?;
+    // The PQ file is read once, sequentially: mmap/io_uring buy nothing here.
+    let _ = backend;
+    let reader = open_reader(&file, Backend::Pread)?;
+    let bad = |what: String| IndexError::bad_file(path, what);
+    let meta_raw = file.read_section(reader.as_ref(), "meta")?;
+    if meta_raw.len() < 16 || meta_raw.len() % 4 != 0 {
+        return Err(bad(format!("section meta holds {} bytes", meta_raw.len())));
+    }
+    let meta: Vec<u32> = bytemuck::pod_collect_to_vec(&meta_raw);
+    let (dim, m, cents) = (meta[0] as usize, meta[1] as usize, meta[2] as usize);
+    if cents != CENTROIDS || m == 0 || m > dim || meta.len() != 4 + m + 1 {
+        return Err(bad(format!(
+            "section meta: dim {dim}, m {m}, centroids {cents} inconsistent"
+        )));
+    }
+    let offsets: Vec<usize> = meta[4..].iter().map(|&o| o as usize).collect();
+    if offsets[0] != 0 || offsets[m] != dim || offsets.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(bad(format!(
+            "section meta: bad subspace offsets {offsets:?}"
+        )));
+    }
+    let center: Vec<f32> =
+        bytemuck::pod_collect_to_vec(&file.read_section(reader.as_ref(), "center")?);
+    let books: Vec<f32> =
+        bytemuck::pod_collect_to_vec(&file.read_section(reader.as_ref(), "codebooks")?);
+    let codes = file.read_section(reader.as_ref(), "codes")?;
+    if center.len() != dim || books.len() != dim * CENTROIDS || codes.len() != n * m {
+        return Err(bad(format!(
+            "sizes: center {} (want {dim}), codebooks {} (want {}), codes {} (want {})",
+            center.len(),
+            books.len(),
+            dim * CENTROIDS,
+            codes.len(),
+            n * m
+        )));
+    }
+    if let Some(i) = center.iter().chain(&books).position(|x| !x.is_finite()) {
+        return Err(bad(format!("non-finite codebook value at float {i}")));
+    }
+    Ok((
+        Pq {
+            dim,
+            offsets,
+            center,
+            codebooks: books,
+        },
+        codes,
+    ))
+}

@@ -1,0 +1,497 @@
+//! DiskANN: a Vamana graph whose nodes (full-precision vector + neighbor list) live in 4 KiB
+//! blocks on disk, navigated with product-quantized codes held in RAM (Subramanya et al.,
+//! NeurIPS 2019).
+//!
+//! - **Navigation space.** The graph and the PQ codes are built on f32 rows under squared L2:
+//!   rows as given for L2, normalised for cosine, and for inner product augmented with one extra
+//!   coordinate `sqrt(M^2 - |x|^2)` (M = the largest norm) so that L2 order in the augmented space
+//!   equals inner-product order (the MIPS-to-L2 reduction; queries get a 0 coordinate and are
+//!   scaled to norm M, which keeps the order and puts them on the data's sphere).
+//! - **Layout** ([`Layout`]): node `i` = stored vector, degree (u32), R neighbor ids (u32),
+//!   padded to 4 bytes; several nodes per block when they fit, otherwise several blocks per node;
+//!   the block and offset follow from the id. Blocks carry the storage layer's checksums.
+//! - **Search** ([`search`]): beam search; each round reads the W best unexpanded candidates (by
+//!   PQ distance) as one batch, re-ranks with the exact distance of the vectors that arrived with
+//!   the nodes. `search_batch` interleaves several queries so one thread keeps W x queries reads
+//!   in flight. A BFS hot set around the medoid is pinned in the block cache at open.
+
+pub mod layout;
+pub mod pq;
+mod search;
+pub mod vamana;
+
+use crate::build::{finish_index_dir, prepare_out_dir, BuildInput};
+use crate::contract::{OpenOptions, SearchParams, SearchStats, VectorIndex};
+use crate::dataset::VectorFileReader;
+use crate::distance::{normalize, Element};
+use crate::error::{IndexError, Result};
+use crate::flat::stored_bytes;
+use crate::manifest::Manifest;
+use crate::metric::{ElementType, Metric};
+use crate::topk::Neighbor;
+pub use layout::{GraphMeta, Layout};
+use pq::Pq;
+use quiver_storage::cache::{BlockCache, CachedReader, MokaBlockCache};
+use quiver_storage::io::{open_reader, BlockReader, ReadRequest};
+use quiver_storage::{BlockFile, BlockFileWriter};
+use roaring::RoaringBitmap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The graph file (meta + nodes).
+pub const GRAPH_FILE: &str = "graph.qbf";
+/// The PQ file (codebooks + codes), loaded into RAM at open.
+pub const PQ_FILE: &str = "pq.qbf";
+/// Rows per chunk when streaming the data file.
+const CHUNK_ROWS: usize = 65_536;
+
+/// Default maximum degree R.
+pub const DEFAULT_MAX_DEGREE: usize = 64;
+/// Default build list L.
+pub const DEFAULT_BUILD_LIST: usize = 100;
+/// Default alpha.
+pub const DEFAULT_ALPHA: f32 = 1.2;
+/// Default search list L.
+pub const DEFAULT_SEARCH_LIST: usize = 100;
+/// Default beam width W.
+pub const DEFAULT_BEAM_WIDTH: usize = 4;
+
+/// `quiver build --kind diskann` parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct DiskAnnParams {
+    /// Maximum out-degree R.
+    pub max_degree: usize,
+    /// Build search list L.
+    pub build_list: usize,
+    /// RobustPrune slack of the second pass.
+    pub alpha: f32,
+    /// Bytes per PQ code (subspaces); `None` = dim / 4.
+    pub pq_bytes: Option<usize>,
+    /// Seed (PQ sample, insertion order).
+    pub seed: u64,
+}
+
+impl Default for DiskAnnParams {
+    fn default() -> Self {
+        DiskAnnParams {
+            max_degree: DEFAULT_MAX_DEGREE,
+            build_list: DEFAULT_BUILD_LIST,
+            alpha: DEFAULT_ALPHA,
+            pq_bytes: None,
+            seed: 42,
+        }
+    }
+}
+
+/// Build phases reported to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the data file into the navigation space.
+    Load,
+    /// Training PQ codebooks and encoding every row.
+    Pq,
+    /// Vamana pass 1 (alpha = 1).
+    Pass1,
+    /// Vamana pass 2 (alpha as given).
+    Pass2,
+    /// Writing the node blocks.
+    Write,
+}
+
+/// Converts rows to the navigation space's first `dim` coordinates (f32; normalised for cosine).
+fn nav_prefix(metric: Metric, chunk_f32: &mut [f32], dim: usize) {
+    if metric == Metric::Cosine {
+        chunk_f32.chunks_exact_mut(dim).for_each(normalize);
+    }
+}
+
+/// Appends the MIPS augmentation coordinate: rows of `dim` become rows of `dim + 1` with
+/// `sqrt(max_norm^2 - |x|^2)`. Returns the new matrix and `max_norm`.
+fn augment_ip(rows: &[f32], dim: usize) -> (Vec<f32>, f32) {
+    let norms: Vec<f32> = rows
+        .chunks_exact(dim)
+        .map(|r| r.iter().map(|x| x * x).sum::<f32>())
+        .collect();
+    let max = norms.iter().copied().fold(0f32, f32::max);
+    let mut out = Vec::with_capacity(rows.len() / dim * (dim + 1));
+    for (r, &n2) in rows.chunks_exact(dim).zip(&norms) {
+        out.extend_from_slice(r);
+        out.push((max - n2).max(0.0).sqrt());
+    }
+    (out, max.sqrt())
+}
+
+/// Builds a DiskANN index from `input` into `out`. `progress(phase, done, total)` reports work.
+pub fn build(
+    input: &BuildInput,
+    params: &DiskAnnParams,
+    out: &Path,
+    progress: &(dyn Fn(Phase, u64, u64) + Sync),
+) -> Result<Manifest> {
+    let t0 = Instant::now();
+    let mut reader = VectorFileReader::open(&input.data)?;
+    let elem = reader
+        .dtype()
+        .element()
+        .ok_or_else(|| IndexError::bad_file(&input.data, "holds i32 ids, not vectors"))?;
+    let (n, dim) = (reader.rows(), reader.dim());
+    if n == 0 {
+        return Err(IndexError::bad_file(
+            &input.data,
+            "empty dataset: no vectors to index",
+        ));
+    }
+    if n >= u32::MAX as usize {
+        return Err(IndexError::bad_file(
+            &input.data,
+            format!("{n} rows exceed the 2^32 - 1 one index holds"),
+        ));
+    }
+    let r = params.max_degree;
+    if !(1..=1024).contains(&r) {
+        return Err(IndexError::InvalidArgument(format!(
+            "--max-degree {r} must be in 1..=1024"
+        )));
+    }
+    if params.build_list == 0 {
+        return Err(IndexError::InvalidArgument(
+            "--build-list must be at least 1".into(),
+        ));
+    }
+    if !(params.alpha >= 1.0 && params.alpha.is_finite()) {
+        return Err(IndexError::InvalidArgument(format!(
+            "--alpha {} must be a finite number >= 1",
+            params.alpha
+        )));
+    }
+    let nav_dim = if input.metric == Metric::Ip {
+        dim + 1
+    } else {
+        dim
+    };
+    let pq_bytes = params.pq_bytes.unwrap_or((dim / 4).max(1));
+    if pq_bytes == 0 || pq_bytes > nav_dim {
+        return Err(IndexError::InvalidArgument(format!(
+            "--pq-bytes {pq_bytes} must be in 1..={nav_dim} (one subspace per byte)"
+        )));
+    }
+    prepare_out_dir(out)?;
+
+    // 1. The navigation-space matrix (the only full copy of the data held in RAM).
+    let mut nav: Vec<f32> = Vec::with_capacity(n * dim);
+    while let Some(chunk) = reader.read_chunk(CHUNK_ROWS)? {
+        let mut v = chunk.to_f32();
+        nav_prefix(input.metric, &mut v, dim);
+        nav.extend_from_slice(&v);
+        progress(Phase::Load, reader.position() as u64, n as u64);
+    }
+    let mut ip_max_norm = 0.0;
+    if input.metric == Metric::Ip {
+        let (aug, m) = augment_ip(&nav, dim);
+        nav = aug;
+        ip_max_norm = m;
+    }
+    let t_load = t0.elapsed().as_secs_f64();
+
+    // 2. PQ.
+    progress(Phase::Pq, 0, 2);
+    let pq = Pq::train(&nav, nav_dim, pq_bytes, params.seed);
+    progress(Phase::Pq, 1, 2);
+    let codes = pq.encode_all(&nav);
+    progress(Phase::Pq, 2, 2);
+    let t_pq = t0.elapsed().as_secs_f64() - t_load;
+
+    // 3. The graph.
+    let vp = vamana::VamanaParams {
+        max_degree: r,
+        build_list: params.build_list,
+        alpha: params.alpha,
+        seed: params.seed,
+    };
+    let (adj, medoid) = vamana::build(&nav, nav_dim, &vp, &|pass, done| {
+        let ph = if pass == 1 {
+            Phase::Pass1
+        } else {
+            Phase::Pass2
+        };
+        progress(ph, done, n as u64);
+    });
+    let t_graph = t0.elapsed().as_secs_f64() - t_load - t_pq;
+    drop(nav);
+
+    // 4. Node blocks, streaming the data file again for the stored vectors.
+    let mut w = BlockFileWriter::create(out.join(GRAPH_FILE), "diskann.graph")?;
+    let layout = Layout::new(dim, elem, r, w.payload_bytes())?;
+    let meta = GraphMeta {
+        dim,
+        element: elem,
+        metric: input.metric,
+        n: n as u64,
+        max_degree: r,
+        medoid,
+        nav_dim,
+        ip_max_norm,
+        pq_bytes,
+        layout,
+    };
+    w.write_section(layout::META_SECTION, &meta.encode())?;
+    w.begin_section(layout::NODES_SECTION)?;
+    let mut reader = VectorFileReader::open(&input.data)?;
+    let mut node = vec![0u8; layout.node_len];
+    let mut row = 0usize;
+    while let Some(chunk) = reader.read_chunk(CHUNK_ROWS)? {
+        let bytes = stored_bytes(input.metric, &chunk)?;
+        for v in bytes.chunks_exact(layout.vec_bytes) {
+            layout.encode_node(v, &adj[row], &mut node);
+            w.write(&node)?;
+            row += 1;
+            if layout.nodes_per_block > 0 {
+                if row.is_multiple_of(layout.nodes_per_block) {
+                    w.pad_to_block()?;
+                }
+            } else {
+                w.pad_to_block()?;
+            }
+        }
+        progress(Phase::Write, row as u64, n as u64);
+    }
+    w.pad_to_block()?;
+    w.end_section()?;
+    w.finish()?;
+    layout::write_pq(&out.join(PQ_FILE), &pq, &codes)?;
+    let t_write = t0.elapsed().as_secs_f64() - t_load - t_pq - t_graph;
+    let mean_degree = adj.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
+    finish_index_dir(
+        out,
+        input,
+        "diskann",
+        elem,
+        dim,
+        n,
+        serde_json::json!({
+            "max_degree": r, "build_list": params.build_list, "alpha": params.alpha,
+            "pq_bytes": pq_bytes, "seed": params.seed, "medoid": medoid,
+            "mean_degree": mean_degree,
+            "seconds": {"load": t_load, "pq": t_pq, "graph": t_graph, "write": t_write},
+        }),
+        vec![GRAPH_FILE.into(), PQ_FILE.into()],
+    )
+}
+
+/// Where node bytes come from: the backend, optionally behind the block cache.
+enum Source {
+    Plain(Arc<dyn BlockReader>),
+    Cached(CachedReader),
+}
+
+/// An open DiskANN index over stored element type `T`.
+pub struct DiskAnnIndex<T: Element> {
+    manifest: Manifest,
+    meta: GraphMeta,
+    pq: Pq,
+    codes: Vec<u8>,
+    source: Source,
+    /// Block number of the first node block.
+    nodes_first_block: u64,
+    block_size: usize,
+    pinned_nodes: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Element> DiskAnnIndex<T> {
+    fn open(dir: &Path, manifest: Manifest, opts: &OpenOptions) -> Result<Self> {
+        let file = BlockFile::open(dir.join(GRAPH_FILE))?;
+        let reader = open_reader(&file, opts.backend)?;
+        let raw = file.read_section(reader.as_ref(), layout::META_SECTION)?;
+        let meta = GraphMeta::decode(file.path(), &raw, file.payload_bytes())?;
+        if meta.dim != manifest.dim
+            || meta.n != manifest.n as u64
+            || meta.element != manifest.element
+            || meta.metric != manifest.metric
+        {
+            return Err(IndexError::bad_file(
+                file.path(),
+                format!(
+                    "graph meta (dim {}, n {}, {} {}) disagrees with the manifest (dim {}, n {}, {} {})",
+                    meta.dim, meta.n, meta.element, meta.metric,
+                    manifest.dim, manifest.n, manifest.element, manifest.metric
+                ),
+            ));
+        }
+        if meta.element != T::TYPE {
+            return Err(IndexError::bad_file(file.path(), "element type mismatch"));
+        }
+        let nodes = file.section(layout::NODES_SECTION)?;
+        let need = meta.layout.blocks_for(meta.n);
+        if nodes.n_blocks < need {
+            return Err(IndexError::bad_file(
+                file.path(),
+                format!(
+                    "section nodes has {} blocks, {} nodes need {need}",
+                    nodes.n_blocks, meta.n
+                ),
+            ));
+        }
+        let (pq, codes) = layout::read_pq(&dir.join(PQ_FILE), opts.backend, meta.n as usize)?;
+        if pq.dim != meta.nav_dim {
+            return Err(IndexError::bad_file(
+                dir.join(PQ_FILE),
+                format!(
+                    "PQ dimension {} differs from the graph's navigation dimension {}",
+                    pq.dim, meta.nav_dim
+                ),
+            ));
+        }
+        let mut idx = DiskAnnIndex {
+            manifest,
+            meta,
+            pq,
+            codes,
+            source: Source::Plain(reader.clone()),
+            nodes_first_block: nodes.first_block,
+            block_size: file.block_size(),
+            pinned_nodes: 0,
+            _t: std::marker::PhantomData,
+        };
+        if opts.cache_bytes > 0 {
+            // Half the budget pins the BFS hot set around the medoid; the other half is the
+            // dynamic (TinyLFU) cache.
+            let cache: Arc<dyn BlockCache> = Arc::new(MokaBlockCache::new(opts.cache_bytes / 2));
+            let cached = CachedReader::new(reader, cache);
+            let hot = idx.hot_set(opts.cache_bytes / 2)?;
+            cached.pin(&hot.iter().map(|&id| idx.request(id)).collect::<Vec<_>>())?;
+            idx.pinned_nodes = hot.len();
+            idx.source = Source::Cached(cached);
+        }
+        Ok(idx)
+    }
+
+    /// The read that fetches node `id`.
+    fn request(&self, id: u32) -> ReadRequest {
+        let (first, n) = self.meta.layout.blocks_of(id);
+        let b = self.nodes_first_block + first;
+        ReadRequest::blocks(b, n).unwrap_or(ReadRequest::block(b))
+    }
+
+    /// Nodes in BFS order from the medoid whose blocks fit in `budget` bytes (distinct blocks).
+    fn hot_set(&self, budget: u64) -> Result<Vec<u32>> {
+        let per = self.meta.layout.blocks_per_node.max(1) as u64 * self.block_size as u64;
+        let max_blocks = (budget / per) as usize;
+        let mut blocks = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        let mut seen = RoaringBitmap::new();
+        let mut frontier = vec![self.meta.medoid];
+        seen.insert(self.meta.medoid);
+        while !frontier.is_empty() && blocks.len() < max_blocks {
+            let mut next = Vec::new();
+            let reqs: Vec<ReadRequest> = frontier.iter().map(|&id| self.request(id)).collect();
+            let mut nbrs: Vec<Vec<u32>> = vec![Vec::new(); frontier.len()];
+            self.plain().read_batch(&reqs, &mut |i, buf| {
+                let node = self
+                    .meta
+                    .layout
+                    .node_bytes(buf, frontier[i], self.block_size)?;
+                nbrs[i] = self
+                    .meta
+                    .layout
+                    .neighbors(&node, self.meta.n, self.plain().path(), frontier[i])?
+                    .to_vec();
+                Ok(())
+            })?;
+            for (i, &id) in frontier.iter().enumerate() {
+                if blocks.len() >= max_blocks {
+                    break;
+                }
+                blocks.insert(reqs[i].first_block());
+                out.push(id);
+                for &nb in &nbrs[i] {
+                    if seen.insert(nb) {
+                        next.push(nb);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(out)
+    }
+
+    fn plain(&self) -> &dyn BlockReader {
+        match &self.source {
+            Source::Plain(r) => r.as_ref(),
+            Source::Cached(c) => c,
+        }
+    }
+
+    /// Nodes pinned in the block cache at open (the static hot set).
+    pub fn pinned_nodes(&self) -> usize {
+        self.pinned_nodes
+    }
+
+    /// The query in the navigation space (f32; normalised for cosine, 0-augmented for IP).
+    fn nav_query(&self, q: &[f32]) -> Vec<f32> {
+        let mut v = q.to_vec();
+        nav_prefix(self.meta.metric, &mut v, self.meta.dim);
+        if self.meta.metric == Metric::Ip {
+            // Scaling the query does not change the inner-product order, and at norm M it lies
+            // on the sphere every augmented row lies on, where greedy search behaves as it does
+            // for a data point instead of for a far-away query.
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                let s = self.meta.ip_max_norm / norm;
+                v.iter_mut().for_each(|x| *x *= s);
+            }
+            v.push(0.0);
+        }
+        v
+    }
+}
+
+impl<T: Element> VectorIndex for DiskAnnIndex<T> {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+    ) -> Result<(Vec<Neighbor>, SearchStats)> {
+        let mut out = self.search_batch(query, k, params, allow)?;
+        out.pop()
+            .ok_or_else(|| IndexError::InvalidArgument("no query given".into()))
+    }
+
+    fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+    ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
+        search::run(self, queries, k, params, allow)
+    }
+
+    fn default_grid(&self) -> Vec<SearchParams> {
+        [10, 20, 30, 40, 50, 70, 100, 150, 200, 300]
+            .iter()
+            .map(|&l| SearchParams {
+                search_list: Some(l),
+                beam_width: Some(DEFAULT_BEAM_WIDTH),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
+/// Opens a DiskANN index directory whose manifest has been read.
+pub fn open(dir: &Path, m: Manifest, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
+    Ok(match m.element {
+        ElementType::F32 => Box::new(DiskAnnIndex::<f32>::open(dir, m, opts)?),
+        ElementType::F16 => Box::new(DiskAnnIndex::<half::f16>::open(dir, m, opts)?),
+        ElementType::I8 => Box::new(DiskAnnIndex::<i8>::open(dir, m, opts)?),
+        ElementType::U8 => Box::new(DiskAnnIndex::<u8>::open(dir, m, opts)?),
+    })
+}

@@ -1,0 +1,258 @@
+//! Beam search over the on-disk graph, several queries interleaved per thread.
+//!
+//! Each query is a small state machine: a candidate list of at most L entries ordered by PQ
+//! distance, each new, in flight or expanded. A round takes, from every unfinished query, its W
+//! best new candidates; all those reads go to the backend as one batch (so one thread keeps up to
+//! W x queries reads in flight on its io_uring ring), reads of the same block are merged, and
+//! each node is processed the moment its block arrives: its exact distance (from the full vector
+//! that came with it) enters the query's result pool if `allow` admits it, and its neighbors are
+//! scored by PQ and offered to the candidate list. A query finishes when its list holds no new
+//! candidate.
+
+use super::{DiskAnnIndex, Source, DEFAULT_BEAM_WIDTH, DEFAULT_SEARCH_LIST};
+use crate::contract::{prepare_query, SearchParams, SearchStats};
+use crate::diskann::pq::Pq;
+use crate::distance::Element;
+use crate::error::{IndexError, Result};
+use crate::topk::Neighbor;
+use quiver_storage::io::ReadRequest;
+use quiver_storage::StorageError;
+use roaring::RoaringBitmap;
+use std::borrow::Cow;
+
+/// Largest search list accepted.
+pub const MAX_SEARCH_LIST: usize = 100_000;
+/// Largest beam width accepted.
+pub const MAX_BEAM_WIDTH: usize = 128;
+
+const NEW: u8 = 0;
+const IN_FLIGHT: u8 = 1;
+const DONE: u8 = 2;
+
+#[derive(Clone, Copy, Debug)]
+struct Cand {
+    dist: f32,
+    id: u32,
+    state: u8,
+}
+
+/// Open-addressing set of u32 ids (the ids a query has scored), sized to the search.
+struct IdSet {
+    slots: Vec<u32>,
+    len: usize,
+}
+
+impl IdSet {
+    const EMPTY: u32 = u32::MAX;
+
+    fn with_capacity(c: usize) -> Self {
+        IdSet {
+            slots: vec![Self::EMPTY; (c * 2).next_power_of_two().max(64)],
+            len: 0,
+        }
+    }
+
+    /// Inserts `id`; false if it was present.
+    fn insert(&mut self, id: u32) -> bool {
+        if (self.len + 1) * 2 > self.slots.len() {
+            let grown = vec![Self::EMPTY; self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, grown);
+            self.len = 0;
+            for x in old.into_iter().filter(|&x| x != Self::EMPTY) {
+                self.insert(x);
+            }
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (id.wrapping_mul(0x9E37_79B9) as usize) & mask;
+        loop {
+            match self.slots[i] {
+                Self::EMPTY => {
+                    self.slots[i] = id;
+                    self.len += 1;
+                    return true;
+                }
+                x if x == id => return false,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+}
+
+struct Query<T> {
+    q: Vec<T>,
+    table: Vec<f32>,
+    cand: Vec<Cand>,
+    visited: IdSet,
+    pool: Vec<Neighbor>,
+    stats: SearchStats,
+    done: bool,
+}
+
+impl<T: Element> Query<T> {
+    fn offer(&mut self, l: usize, dist: f32, id: u32) {
+        if self.cand.len() >= l && dist >= self.cand[l - 1].dist {
+            return;
+        }
+        let pos = self.cand.partition_point(|c| c.dist <= dist);
+        self.cand.insert(
+            pos,
+            Cand {
+                dist,
+                id,
+                state: NEW,
+            },
+        );
+        self.cand.truncate(l);
+    }
+}
+
+/// Searches every `dim`-row of `queries`; results in query order.
+pub(super) fn run<T: Element>(
+    idx: &DiskAnnIndex<T>,
+    queries: &[f32],
+    k: usize,
+    params: &SearchParams,
+    allow: Option<&RoaringBitmap>,
+) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
+    let meta = &idx.meta;
+    let dim = meta.dim;
+    if queries.is_empty() || !queries.len().is_multiple_of(dim) {
+        return Err(IndexError::Dimension {
+            what: "query".into(),
+            expected: dim,
+            got: queries.len(),
+        });
+    }
+    let l = params.search_list.unwrap_or(DEFAULT_SEARCH_LIST).max(k);
+    let w = params.beam_width.unwrap_or(DEFAULT_BEAM_WIDTH);
+    if l > MAX_SEARCH_LIST {
+        return Err(IndexError::InvalidArgument(format!(
+            "search list {l} exceeds {MAX_SEARCH_LIST}"
+        )));
+    }
+    if !(1..=MAX_BEAM_WIDTH).contains(&w) {
+        return Err(IndexError::InvalidArgument(format!(
+            "beam width {w} must be in 1..={MAX_BEAM_WIDTH}"
+        )));
+    }
+    let m = idx.pq.m();
+    let code = |id: u32| &idx.codes[id as usize * m..(id as usize + 1) * m];
+    let mut qs: Vec<Query<T>> = Vec::with_capacity(queries.len() / dim);
+    for q in queries.chunks_exact(dim) {
+        let qt = prepare_query::<T>(&idx.manifest, q, k)?;
+        let mut table = Vec::new();
+        idx.pq.table(&idx.nav_query(q), &mut table);
+        let mut st = Query {
+            q: qt,
+            table,
+            cand: Vec::with_capacity(l + 1),
+            visited: IdSet::with_capacity(l * meta.max_degree.min(64)),
+            pool: Vec::with_capacity(l),
+            stats: SearchStats::default(),
+            done: false,
+        };
+        st.visited.insert(meta.medoid);
+        let d = Pq::distance(&st.table, code(meta.medoid));
+        st.stats.distance_computations += 1;
+        st.offer(l, d, meta.medoid);
+        qs.push(st);
+    }
+
+    let layout = meta.layout;
+    let path = idx.plain().path().to_path_buf();
+    // (first block, query, node) of every read wanted this round.
+    let mut wants: Vec<(u64, usize, u32)> = Vec::new();
+    let mut reqs: Vec<ReadRequest> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
+    loop {
+        wants.clear();
+        for (qi, st) in qs.iter_mut().enumerate() {
+            if st.done {
+                continue;
+            }
+            let mut picked = 0;
+            for c in st.cand.iter_mut() {
+                if picked == w {
+                    break;
+                }
+                if c.state == NEW {
+                    c.state = IN_FLIGHT;
+                    let r = idx.request(c.id);
+                    wants.push((r.first_block(), qi, c.id));
+                    picked += 1;
+                }
+            }
+            if picked == 0 {
+                st.done = true;
+            } else {
+                st.stats.rounds += 1;
+            }
+        }
+        if wants.is_empty() {
+            break;
+        }
+        // Merge reads of the same block (neighbors packed together, or two queries).
+        wants.sort_unstable();
+        reqs.clear();
+        starts.clear();
+        for (i, wt) in wants.iter().enumerate() {
+            if i == 0 || wt.0 != wants[i - 1].0 {
+                let (_, nb) = layout.blocks_of(wt.2);
+                reqs.push(ReadRequest::blocks(wt.0, nb).unwrap_or(ReadRequest::block(wt.0)));
+                starts.push(i);
+            }
+        }
+        starts.push(wants.len());
+        let mut on_read =
+            |ri: usize, buf: &[u8], hit: bool| -> std::result::Result<(), StorageError> {
+                let group = &wants[starts[ri]..starts[ri + 1]];
+                for (gi, &(_, qi, id)) in group.iter().enumerate() {
+                    let st = &mut qs[qi];
+                    // Charge the read once to each query that asked for the block.
+                    if gi == 0 || group[gi - 1].1 != qi {
+                        if hit {
+                            st.stats.cache_hits += 1;
+                        } else {
+                            st.stats.reads += 1;
+                            st.stats.read_bytes += buf.len() as u64;
+                        }
+                    }
+                    let node = layout.node_bytes(buf, id, idx.block_size)?;
+                    let vbytes = &node[..layout.vec_bytes];
+                    let v: Cow<'_, [T]> = match bytemuck::try_cast_slice(vbytes) {
+                        Ok(s) => Cow::Borrowed(s),
+                        Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(vbytes)),
+                    };
+                    let exact = T::distance(meta.metric, &st.q, &v);
+                    st.stats.distance_computations += 1;
+                    if allow.is_none_or(|a| a.contains(id)) {
+                        st.pool.push(Neighbor { id, dist: exact });
+                    }
+                    if let Some(c) = st.cand.iter_mut().find(|c| c.id == id) {
+                        c.state = DONE;
+                    }
+                    for &nb in layout.neighbors(&node, meta.n, &path, id)? {
+                        if st.visited.insert(nb) {
+                            let d = Pq::distance(&st.table, code(nb));
+                            st.stats.distance_computations += 1;
+                            st.offer(l, d, nb);
+                        }
+                    }
+                }
+                Ok(())
+            };
+        match &idx.source {
+            Source::Plain(r) => r.read_batch(&reqs, &mut |i, b| on_read(i, b, false))?,
+            Source::Cached(c) => c.read_batch_tagged(&reqs, &mut on_read)?,
+        };
+    }
+    Ok(qs
+        .into_iter()
+        .map(|mut st| {
+            st.pool.sort_by(|a, b| a.cmp_key(b));
+            st.pool.dedup_by_key(|n| n.id);
+            st.pool.truncate(k);
+            (st.pool, st.stats)
+        })
+        .collect())
+}
