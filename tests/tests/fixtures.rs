@@ -1,5 +1,7 @@
 //! Frozen fixtures of every released format version. A format change that breaks reading them
-//! fails here. Regenerate only on purpose: `QUIVER_REGEN_FIXTURES=1 cargo test fixtures`.
+//! fails here. Regenerate only on purpose:
+//! `QUIVER_REGEN_FIXTURES=1 cargo test fixtures -- --test-threads=1` (other fixture tests read
+//! what the regeneration writes).
 
 use crate::fixtures_dir;
 use quiver_index::build::BuildInput;
@@ -50,6 +52,16 @@ fn regen() {
         metric: Metric::L2,
     };
     quiver_index::flat::build(&input, &out, &|_| {}).expect("build");
+    let out = d.join("diskann-v1.0");
+    let _ = std::fs::remove_dir_all(&out);
+    let p = quiver_index::diskann::DiskAnnParams {
+        max_degree: 4,
+        build_list: 8,
+        alpha: 1.2,
+        pq_bytes: Some(2),
+        seed: 1,
+    };
+    quiver_index::diskann::build(&input, &p, &out, &|_, _, _| {}).expect("build diskann");
 }
 
 #[test]
@@ -98,4 +110,42 @@ fn flat_index_v1_0_fixture_opens_and_searches() {
     assert_eq!(ids.ids[7], quiver_index::ids::string_id("doc-7"));
     let p = PayloadStore::open(&dir).expect("payloads");
     assert_eq!(p.get(7).expect("payload")["text"], "chunk 7");
+}
+
+#[test]
+fn diskann_v1_0_fixture_opens_and_searches() {
+    let d = fixtures_dir();
+    let dir = d.join("diskann-v1.0");
+    let rows = read_matrix(&d.join("flat-v1.0-data.fbin"))
+        .expect("data")
+        .to_f32();
+    for backend in [Backend::Pread, Backend::IoUring { queue_depth: 4 }] {
+        let opts = OpenOptions {
+            backend,
+            cache_bytes: 0,
+        };
+        let idx = open(&dir, &opts).expect("fixture index opens");
+        let m = idx.manifest();
+        assert_eq!(
+            (m.kind.as_str(), m.dim, m.n, m.format_version),
+            ("diskann", 8, 20, [1, 0])
+        );
+        assert_eq!(m.build_params["max_degree"], 4);
+        assert_eq!(m.build_params["pq_bytes"], 2);
+        // Every stored row finds itself at distance 0 (the exact re-rank reads the vector
+        // from the node block), whatever the PQ navigation's error.
+        let sp = SearchParams {
+            search_list: Some(20),
+            ..Default::default()
+        };
+        for (i, r) in rows.chunks_exact(8).enumerate() {
+            let (res, s) = idx.search(r, 1, &sp, None).expect("search");
+            assert_eq!((res[0].id, res[0].dist), (i as u32, 0.0), "row {i}");
+            assert!(s.reads > 0);
+        }
+    }
+    let f = BlockFile::open(dir.join("graph.qbf")).expect("graph");
+    assert_eq!(f.header().kind, "diskann.graph");
+    let meta = f.section("meta").expect("meta");
+    assert_eq!(meta.len, 64);
 }

@@ -10,7 +10,7 @@
 //! - **Layout** ([`Layout`]): node `i` = stored vector, degree (u32), R neighbor ids (u32),
 //!   padded to 4 bytes; several nodes per block when they fit, otherwise several blocks per node;
 //!   the block and offset follow from the id. Blocks carry the storage layer's checksums.
-//! - **Search** ([`search`]): beam search; each round reads the W best unexpanded candidates (by
+//! - **Search** (`search.rs`): beam search; each round reads the W best unexpanded candidates (by
 //!   PQ distance) as one batch, re-ranks with the exact distance of the vectors that arrived with
 //!   the nodes. `search_batch` interleaves several queries so one thread keeps W x queries reads
 //!   in flight. A BFS hot set around the medoid is pinned in the block cache at open.

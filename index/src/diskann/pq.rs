@@ -1,4 +1,4 @@
-//! Product quantization in the navigation space (always squared L2, see [`super::nav`]): the data
+//! Product quantization in the navigation space (always squared L2, see [`super`]): the data
 //! is centred on its mean, the dimensions are split into `m` contiguous subspaces (sizes differ
 //! by at most one), and each subspace gets 256 k-means centroids trained on a sample. A vector is
 //! `m` bytes; a query builds an `m x 256` table of subspace distances once, then each code costs

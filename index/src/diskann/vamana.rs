@@ -154,6 +154,11 @@ impl Builder<'_> {
         pool.truncate(MAX_POOL);
         out.clear();
         let mut occlude = vec![0f32; pool.len()];
+        // Exact duplicates (distance 0) would occlude each other after the first pick and become
+        // unreachable; keep up to DUP_CAP of them, but no more, so a large group of duplicates
+        // cannot use up every edge and become an island.
+        let dup_cap = (self.r / 4).max(2);
+        let mut dups_kept = 0usize;
         let mut cur = 1.0f32;
         loop {
             for i in 0..pool.len() {
@@ -166,6 +171,9 @@ impl Builder<'_> {
                 occlude[i] = f32::MAX;
                 let chosen = pool[i].1;
                 out.push(chosen);
+                if pool[i].0 <= 0.0 {
+                    dups_kept += 1;
+                }
                 let crow = self.row(chosen);
                 for j in i + 1..pool.len() {
                     if occlude[j] > alpha {
@@ -173,7 +181,11 @@ impl Builder<'_> {
                     }
                     let djk = l2(crow, self.row(pool[j].1));
                     let f = if djk <= 0.0 {
-                        f32::MAX
+                        if pool[j].0 <= 0.0 && dups_kept < dup_cap {
+                            0.0
+                        } else {
+                            f32::MAX
+                        }
                     } else {
                         pool[j].0 / djk
                     };
