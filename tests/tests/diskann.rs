@@ -6,7 +6,7 @@ use crate::random_rows;
 use quiver_index::build::BuildInput;
 use quiver_index::dataset::{write_matrix, Matrix, VecData};
 use quiver_index::diskann::{self, DiskAnnParams};
-use quiver_index::distance::{scalar, Element};
+use quiver_index::distance::Element;
 use quiver_index::synth::{Mixture, SynthParams};
 use quiver_index::{open, IndexError, Metric, OpenOptions, SearchParams, VectorIndex};
 use quiver_storage::io::Backend;
@@ -55,26 +55,6 @@ fn uring() -> Backend {
     Backend::IoUring { queue_depth: 32 }
 }
 
-/// Exact k nearest (f64 reference kernels), ties by id, restricted to `allow`.
-fn exact<T: Element>(
-    metric: Metric,
-    rows: &[T],
-    dim: usize,
-    q: &[T],
-    k: usize,
-    allow: Option<&RoaringBitmap>,
-) -> Vec<(u32, f64)> {
-    let mut all: Vec<(u32, f64)> = rows
-        .chunks_exact(dim)
-        .enumerate()
-        .filter(|(i, _)| allow.is_none_or(|a| a.contains(*i as u32)))
-        .map(|(i, r)| (i as u32, scalar::distance(metric, q, r)))
-        .collect();
-    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
-}
-
 /// Mean recall@10 of `idx` over `queries`, with ties at the 10th true distance counted as hits.
 fn mean_recall<T: Element>(
     idx: &dyn VectorIndex,
@@ -89,7 +69,7 @@ fn mean_recall<T: Element>(
     let mut total = 0.0;
     for q in queries.chunks_exact(dim) {
         let qt = quiver_index::contract::prepare_query::<T>(idx.manifest(), q, k).expect("q");
-        let want = exact(metric, rows, dim, &qt, k, allow);
+        let want = crate::brute_force(metric, rows, dim, &qt, k, allow);
         let (got, stats) = idx.search(q, k, sp, allow).expect("search");
         assert!(got.len() <= k);
         assert!(stats.rounds > 0 && stats.distance_computations > 0);

@@ -4,7 +4,7 @@
 use crate::random_rows;
 use quiver_index::build::BuildInput;
 use quiver_index::dataset::{write_matrix, Matrix, VecData};
-use quiver_index::distance::{normalize, scalar, Element};
+use quiver_index::distance::{normalize, Element};
 use quiver_index::ids::ExternalIds;
 use quiver_index::payloads::PayloadStore;
 use quiver_index::{open, IndexError, Metric, OpenOptions, SearchParams, VectorIndex};
@@ -31,26 +31,6 @@ fn build(dir: &Path, m: &Matrix, metric: Metric, ext: &str) -> Box<dyn VectorInd
         },
     )
     .expect("open")
-}
-
-/// Brute force in f64 with the reference kernels: ids of the k nearest, ties by id.
-fn reference<T: Element>(
-    metric: Metric,
-    rows: &[T],
-    dim: usize,
-    q: &[T],
-    k: usize,
-    allow: Option<&RoaringBitmap>,
-) -> Vec<(u32, f64)> {
-    let mut all: Vec<(u32, f64)> = rows
-        .chunks_exact(dim)
-        .enumerate()
-        .filter(|(i, _)| allow.is_none_or(|a| a.contains(*i as u32)))
-        .map(|(i, r)| (i as u32, scalar::distance(metric, q, r)))
-        .collect();
-    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
 }
 
 /// recall@k of `got` against `want`, counting ties at the k-th distance as hits.
@@ -86,7 +66,7 @@ fn check_recall<T: Element>(
             .iter()
             .map(|&x| T::from_f32(x).expect("representable"))
             .collect();
-        let want = reference(metric, stored, dim, &qt, k, allow);
+        let want = crate::brute_force(metric, stored, dim, &qt, k, allow);
         if let Some(a) = allow {
             assert!(
                 got.iter().all(|g| a.contains(g.id)),

@@ -31,3 +31,29 @@ pub fn squad_dir() -> Option<PathBuf> {
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
+
+/// Brute force in f64 with the reference kernels: the k nearest (id, distance), ties by id,
+/// restricted to `allow`.
+pub fn brute_force<T: quiver_index::distance::Element>(
+    metric: quiver_index::Metric,
+    rows: &[T],
+    dim: usize,
+    q: &[T],
+    k: usize,
+    allow: Option<&roaring::RoaringBitmap>,
+) -> Vec<(u32, f64)> {
+    let mut all: Vec<(u32, f64)> = rows
+        .chunks_exact(dim)
+        .enumerate()
+        .filter(|(i, _)| allow.is_none_or(|a| a.contains(*i as u32)))
+        .map(|(i, r)| {
+            (
+                i as u32,
+                quiver_index::distance::scalar::distance(metric, q, r),
+            )
+        })
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
