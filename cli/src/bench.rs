@@ -31,8 +31,8 @@ pub struct BenchArgs {
     /// Search threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Queries each thread searches together (disk indices interleave their reads; a query's
-    /// latency is then its group's time).
+    /// Queries each thread searches together, for indices that interleave their reads
+    /// (diskann); a query's latency is then its group's time.
     #[arg(long, default_value_t = 8)]
     pub interleave: usize,
     /// Dataset name for the report (default: the query file's directory name).
@@ -281,7 +281,13 @@ pub fn measure(
         .build()?;
     let pb = bar(nq as u64, "searching");
     let t0 = Instant::now();
-    let group = interleave.max(1);
+    // Only indices that interleave get groups: for the others a group would just turn each
+    // query's latency into the group's.
+    let group = if index.interleaves() {
+        interleave.max(1)
+    } else {
+        1
+    };
     let results: Vec<Result<Vec<Measured>>> = pool.install(|| {
         queries
             .par_chunks(dim * group)

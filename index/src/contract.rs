@@ -99,21 +99,33 @@ pub trait VectorIndex: Send + Sync {
         allow: Option<&RoaringBitmap>,
     ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
         let dim = self.manifest().dim;
-        if queries.is_empty() || !queries.len().is_multiple_of(dim) {
-            return Err(IndexError::Dimension {
-                what: "query batch".into(),
-                expected: dim,
-                got: queries.len(),
-            });
-        }
+        check_batch(dim, queries)?;
         queries
             .chunks_exact(dim)
             .map(|q| self.search(q, k, params, allow))
             .collect()
     }
 
+    /// Whether [`search_batch`](Self::search_batch) interleaves its queries (so a benchmark
+    /// should hand it groups); false for indices that use the default loop.
+    fn interleaves(&self) -> bool {
+        false
+    }
+
     /// Parameter settings to sweep when a benchmark names none, cheapest first.
     fn default_grid(&self) -> Vec<SearchParams>;
+}
+
+/// Checks that `queries` is a non-empty whole number of `dim`-long rows.
+pub fn check_batch(dim: usize, queries: &[f32]) -> Result<()> {
+    if queries.is_empty() || !queries.len().is_multiple_of(dim) {
+        return Err(IndexError::Dimension {
+            what: "query batch".into(),
+            expected: dim,
+            got: queries.len(),
+        });
+    }
+    Ok(())
 }
 
 /// Validates a query against an index and returns it in the index's element type (normalised

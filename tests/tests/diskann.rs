@@ -23,6 +23,15 @@ fn params(r: usize) -> DiskAnnParams {
     }
 }
 
+fn input(data: PathBuf, metric: Metric) -> BuildInput {
+    BuildInput {
+        data,
+        ids: None,
+        payloads: None,
+        metric,
+    }
+}
+
 fn build_dir(dir: &Path, m: &Matrix, metric: Metric, p: &DiskAnnParams) -> PathBuf {
     let ext = match &m.data {
         VecData::F32(_) => "fbin",
@@ -34,13 +43,7 @@ fn build_dir(dir: &Path, m: &Matrix, metric: Metric, p: &DiskAnnParams) -> PathB
     let data = dir.join(format!("data-{metric}.{ext}"));
     write_matrix(&data, m).expect("write");
     let out = dir.join(format!("dk-{metric}"));
-    let input = BuildInput {
-        data,
-        ids: None,
-        payloads: None,
-        metric,
-    };
-    diskann::build(&input, p, &out, &|_, _, _| {}).expect("build");
+    diskann::build(&input(data, metric), p, &out, &|_, _, _| {}).expect("build");
     out
 }
 
@@ -349,27 +352,26 @@ fn degenerate_datasets_build_and_search() {
     // Empty data and bad build parameters are refused before anything is written.
     let empty = tmp.path().join("empty.fbin");
     write_matrix(&empty, &Matrix::from_f32(4, vec![])).expect("write");
-    let input = BuildInput {
-        data: empty,
-        ids: None,
-        payloads: None,
-        metric: Metric::L2,
-    };
-    let e = diskann::build(&input, &params(8), &tmp.path().join("e"), &|_, _, _| {})
-        .expect_err("empty");
+    let e = diskann::build(
+        &input(empty, Metric::L2),
+        &params(8),
+        &tmp.path().join("e"),
+        &|_, _, _| {},
+    )
+    .expect_err("empty");
     assert!(e.to_string().contains("empty"), "{e}");
     let mut p = params(8);
     p.pq_bytes = Some(99);
     let (rows, _) = synth(100, 4, false, 1);
     let data = tmp.path().join("small.fbin");
     write_matrix(&data, &Matrix::from_f32(4, rows)).expect("w");
-    let input = BuildInput {
-        data,
-        ids: None,
-        payloads: None,
-        metric: Metric::L2,
-    };
-    let e = diskann::build(&input, &p, &tmp.path().join("p"), &|_, _, _| {}).expect_err("pq");
+    let e = diskann::build(
+        &input(data, Metric::L2),
+        &p,
+        &tmp.path().join("p"),
+        &|_, _, _| {},
+    )
+    .expect_err("pq");
     assert!(e.to_string().contains("pq-bytes"), "{e}");
 }
 

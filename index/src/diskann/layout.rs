@@ -340,10 +340,9 @@ pub fn write_pq(path: &Path, pq: &Pq, codes: &[u8]) -> Result<()> {
 }
 
 /// Reads `pq.qbf` into RAM, checking every size against `n` and the meta record.
-pub fn read_pq(path: &Path, backend: Backend, n: usize) -> Result<(Pq, Vec<u8>)> {
+/// The file is read once, sequentially, so it always goes through pread.
+pub fn read_pq(path: &Path, n: usize) -> Result<(Pq, Vec<u8>)> {
     let file = BlockFile::open(path)?;
-    // The PQ file is read once, sequentially: mmap/io_uring buy nothing here.
-    let _ = backend;
     let reader = open_reader(&file, Backend::Pread)?;
     let bad = |what: String| IndexError::bad_file(path, what);
     let meta_raw = file.read_section(reader.as_ref(), "meta")?;

@@ -333,7 +333,7 @@ impl<T: Element> DiskAnnIndex<T> {
                 ),
             ));
         }
-        let (pq, codes) = layout::read_pq(&dir.join(PQ_FILE), opts.backend, meta.n as usize)?;
+        let (pq, codes) = layout::read_pq(&dir.join(PQ_FILE), meta.n as usize)?;
         if pq.dim != meta.nav_dim {
             return Err(IndexError::bad_file(
                 dir.join(PQ_FILE),
@@ -360,7 +360,11 @@ impl<T: Element> DiskAnnIndex<T> {
             let cache: Arc<dyn BlockCache> = Arc::new(MokaBlockCache::new(opts.cache_bytes / 2));
             let cached = CachedReader::new(reader, cache);
             let hot = idx.hot_set(opts.cache_bytes / 2)?;
-            cached.pin(&hot.iter().map(|&id| idx.request(id)).collect::<Vec<_>>())?;
+            // Hot nodes sharing a block share one pinned read.
+            let mut reqs: Vec<ReadRequest> = hot.iter().map(|&id| idx.request(id)).collect();
+            reqs.sort_unstable_by_key(|r| r.first_block());
+            reqs.dedup();
+            cached.pin(&reqs)?;
             idx.pinned_nodes = hot.len();
             idx.source = Source::Cached(cached);
         }
@@ -387,7 +391,7 @@ impl<T: Element> DiskAnnIndex<T> {
             let mut next = Vec::new();
             let reqs: Vec<ReadRequest> = frontier.iter().map(|&id| self.request(id)).collect();
             let mut nbrs: Vec<Vec<u32>> = vec![Vec::new(); frontier.len()];
-            self.plain().read_batch(&reqs, &mut |i, buf| {
+            self.reader().read_batch(&reqs, &mut |i, buf| {
                 let node = self
                     .meta
                     .layout
@@ -395,7 +399,7 @@ impl<T: Element> DiskAnnIndex<T> {
                 nbrs[i] = self
                     .meta
                     .layout
-                    .neighbors(&node, self.meta.n, self.plain().path(), frontier[i])?
+                    .neighbors(&node, self.meta.n, self.reader().path(), frontier[i])?
                     .to_vec();
                 Ok(())
             })?;
@@ -416,7 +420,8 @@ impl<T: Element> DiskAnnIndex<T> {
         Ok(out)
     }
 
-    fn plain(&self) -> &dyn BlockReader {
+    /// The reader searches go through (the cached one when a cache is configured).
+    fn reader(&self) -> &dyn BlockReader {
         match &self.source {
             Source::Plain(r) => r.as_ref(),
             Source::Cached(c) => c,
@@ -472,6 +477,10 @@ impl<T: Element> VectorIndex for DiskAnnIndex<T> {
         allow: Option<&RoaringBitmap>,
     ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
         search::run(self, queries, k, params, allow)
+    }
+
+    fn interleaves(&self) -> bool {
+        true
     }
 
     fn default_grid(&self) -> Vec<SearchParams> {

@@ -10,7 +10,7 @@
 //! candidate.
 
 use super::{DiskAnnIndex, Source, DEFAULT_BEAM_WIDTH, DEFAULT_SEARCH_LIST};
-use crate::contract::{prepare_query, SearchParams, SearchStats};
+use crate::contract::{check_batch, prepare_query, SearchParams, SearchStats};
 use crate::diskann::pq::Pq;
 use crate::distance::Element;
 use crate::error::{IndexError, Result};
@@ -116,13 +116,7 @@ pub(super) fn run<T: Element>(
 ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
     let meta = &idx.meta;
     let dim = meta.dim;
-    if queries.is_empty() || !queries.len().is_multiple_of(dim) {
-        return Err(IndexError::Dimension {
-            what: "query".into(),
-            expected: dim,
-            got: queries.len(),
-        });
-    }
+    check_batch(dim, queries)?;
     let l = params.search_list.unwrap_or(DEFAULT_SEARCH_LIST).max(k);
     let w = params.beam_width.unwrap_or(DEFAULT_BEAM_WIDTH);
     if l > MAX_SEARCH_LIST {
@@ -159,7 +153,7 @@ pub(super) fn run<T: Element>(
     }
 
     let layout = meta.layout;
-    let path = idx.plain().path().to_path_buf();
+    let path = idx.reader().path().to_path_buf();
     // (first block, query, node) of every read wanted this round.
     let mut wants: Vec<(u64, usize, u32)> = Vec::new();
     let mut reqs: Vec<ReadRequest> = Vec::new();
