@@ -12,4 +12,5 @@ if [ ! -f "$DATA/gt.ibin" ]; then
   $Q dataset gen --n 1000000 --dim 128 --queries 10000 --seed 42 --out "$DATA"
   $Q dataset gt --base "$DATA/base.fbin" --queries "$DATA/query.fbin" --k 100 --out "$DATA/gt.ibin"
 fi
-benches/diskann_compare.sh synth1m "$DATA/base.fbin" "$DATA/query.fbin" "$DATA/gt.ibin"
+# The cached sweep holds 100,000 nodes (10% of the set) in RAM on both sides.
+CACHE_NODES=${CACHE_NODES:-100000} benches/diskann_compare.sh synth1m "$DATA/base.fbin" "$DATA/query.fbin" "$DATA/gt.ibin"

@@ -2,9 +2,12 @@
 # Quiver DiskANN vs diskannpy on one dataset, same R, L, PQ bytes, threads, O_DIRECT, no cached
 # nodes; page cache dropped before each phase. Run by hand (root), not by CI; long at 1M, so run
 # it in the background:  nohup benches/diskann_compare.sh NAME BASE QUERIES GT > log 2>&1 &
+# CACHE_NODES=N adds a second sweep of both with N nodes cached in RAM (hot set around the
+# medoid; no other cache), on the same indices.
 # Needs the peer venv: benches/peers/setup.sh. Output: benches/results/diskann-NAME.jsonl.
 set -euo pipefail
 NAME=$1 BASE=$2 QUERIES=$3 GT=$4
+CACHE_NODES=${CACHE_NODES:-0}
 R=${R:-64} L=${L:-100} METRIC=${METRIC:-l2} THREADS=${THREADS:-2}
 DIM=$(python3 -c "import struct,sys; print(struct.unpack('<2i', open(sys.argv[1],'rb').read(8))[1])" "$BASE")
 PQ=${PQ:-$((DIM / 4))}
@@ -25,12 +28,26 @@ $Q build --kind diskann --data "$BASE" --out "$WORK/quiver" --metric "$METRIC" \
 drop
 $Q bench --index "$WORK/quiver" --queries "$QUERIES" --gt "$GT" --threads "$THREADS" \
     --backend uring --search-list "$LISTS" --beam-width 4 --dataset "$NAME" --json 2>/dev/null >> "$OUT"
+if [ "$CACHE_NODES" -gt 0 ]; then
+  drop
+  $Q bench --index "$WORK/quiver" --queries "$QUERIES" --gt "$GT" --threads "$THREADS" \
+      --backend uring --search-list "$LISTS" --beam-width 4 --dataset "$NAME" \
+      --hot-nodes "$CACHE_NODES" --json 2>/dev/null >> "$OUT"
+fi
 drop
 "$PEERS/diskann/bin/python" benches/peers/diskann_peer.py --data "$BASE" --queries "$QUERIES" \
     --gt "$GT" --out "$WORK/diskannpy" --dataset "$NAME" --metric "$METRIC" --R "$R" --L "$L" \
     --pq-bytes "$PQ" --threads "$THREADS" --beam-width 4 --search-lists "$LISTS" \
     > "$WORK/diskannpy.log" 2>&1
 grep '^{' "$WORK/diskannpy.log" >> "$OUT"
+if [ "$CACHE_NODES" -gt 0 ]; then
+  drop
+  "$PEERS/diskann/bin/python" benches/peers/diskann_peer.py --data "$BASE" --queries "$QUERIES" \
+      --gt "$GT" --out "$WORK/diskannpy" --dataset "$NAME" --metric "$METRIC" --R "$R" --L "$L" \
+      --pq-bytes "$PQ" --threads "$THREADS" --beam-width 4 --search-lists "$LISTS" \
+      --cache-nodes "$CACHE_NODES" --skip-build > "$WORK/diskannpy-cached.log" 2>&1
+  grep '^{' "$WORK/diskannpy-cached.log" >> "$OUT"
+fi
 grep -m1 -i "bytes per vector\|compressing" "$WORK/diskannpy.log" \
   | sed 's/"/\\"/g; s/^/{"tool":"diskannpy","phase":"pq_log","line":"/; s/$/"}/' >> "$OUT" || true
 echo "done: $OUT"

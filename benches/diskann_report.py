@@ -20,21 +20,41 @@ def interp(rows, target, key):
 def main():
     name = sys.argv[1]
     rows = [json.loads(l) for l in open(f"benches/results/diskann-{name}.jsonl") if l.startswith("{")]
-    ours = [r for r in rows if r.get("index") == "diskann" and "recall" in r]
-    peer = [r for r in rows if r.get("index") == "diskannpy" and "recall" in r]
-    build = {r["tool"]: r["build_seconds"] for r in rows if r.get("phase") == "build"}
-    print(f"| recall@10 | Quiver QPS | diskannpy QPS | QPS ratio | Quiver reads/q | diskannpy reads/q | reads ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for t in (0.90, 0.95):
-        q1, q2 = interp(ours, t, "qps"), interp(peer, t, "qps")
-        r1, r2 = interp(ours, t, "mean_ios"), interp(peer, t, "mean_ios")
-        if None in (q1, q2, r1, r2):
-            print(f"| {t:.2f} | n/a | n/a | | | | |")
-            continue
-        print(f"| {t:.2f} | {q1:,.0f} | {q2:,.0f} | **{q1 / q2:.2f}x** | {r1:.1f} | {r2:.1f} | **{r1 / r2:.2f}x** |")
+    def cached(r):
+        return (r.get("hot_nodes") or r.get("cache_nodes") or 0)
+
+    searched = [r for r in rows if "recall" in r]
+    ours_all = [r for r in searched if r.get("index") == "diskann"]
+    peer_all = [r for r in searched if r.get("index") == "diskannpy"]
+    build = {r["tool"]: r for r in rows if r.get("phase") == "build"}
+    for nodes in sorted({cached(r) for r in searched}):
+        ours = [r for r in ours_all if cached(r) == nodes]
+        peer = [r for r in peer_all if cached(r) == nodes]
+        print(f"\n{nodes:,} cached nodes each:\n")
+        print("| recall@10 | Quiver QPS | diskannpy QPS | QPS ratio | Quiver reads/q | diskannpy reads/q | reads ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for t in (0.90, 0.95):
+            q1, q2 = interp(ours, t, "qps"), interp(peer, t, "qps")
+            r1, r2 = interp(ours, t, "mean_ios"), interp(peer, t, "mean_ios")
+            if None in (q1, q2, r1, r2):
+                print(f"| {t:.2f} | n/a | n/a | | | | |")
+                continue
+            print(f"| {t:.2f} | {q1:,.0f} | {q2:,.0f} | **{q1 / q2:.2f}x** | {r1:.1f} | {r2:.1f} | **{r1 / r2:.2f}x** |")
+        if ours and peer:
+            o, p = ours[-1], peer[-1]
+            mib = 2**20
+            budget = o.get("index_memory_bytes", 0)
+            print(f"\nIndex RSS after open and the sweep, minus before open: Quiver "
+                  f"{o.get('index_rss_bytes', 0) / mib:.1f} MiB (by design {budget / mib:.1f} MiB: "
+                  f"{', '.join(f'{k} {v / mib:.1f}' for k, v in o.get('index_memory', {}).items())}; "
+                  f"target <= 1.1 x design + 32 = {1.1 * budget / mib + 32:.1f} MiB), diskannpy "
+                  f"{p.get('rss_after_open_minus_before', 0) / mib:.1f} MiB.")
     if "quiver" in build and "diskannpy" in build:
-        print(f"\nBuild: Quiver {build['quiver']:.1f} s, diskannpy {build['diskannpy']:.1f} s "
-              f"(ratio {build['quiver'] / build['diskannpy']:.2f}).")
+        b1, b2 = build["quiver"], build["diskannpy"]
+        print(f"\nBuild: Quiver {b1['build_seconds']:.1f} s (peak RSS "
+              f"{b1.get('peak_rss_bytes', 0) / 2**20:.0f} MiB), diskannpy {b2['build_seconds']:.1f} s "
+              f"(ratio {b1['build_seconds'] / b2['build_seconds']:.2f}).")
+    ours, peer = [r for r in ours_all if not cached(r)], [r for r in peer_all if not cached(r)]
     try:
         import matplotlib
         matplotlib.use("Agg")

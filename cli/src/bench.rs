@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Block-cache budgets to sweep (bytes, comma list).
     #[arg(long, default_value = "0")]
     pub cache_bytes: String,
+    /// Graph nodes pinned at open on top of a dynamic cache of --cache-bytes (default: half of
+    /// --cache-bytes pins hot nodes, half is the dynamic cache).
+    #[arg(long)]
+    pub hot_nodes: Option<usize>,
     /// HNSW candidate list sizes (comma list).
     #[arg(long)]
     pub ef: Option<String>,
@@ -93,6 +97,8 @@ pub struct BenchRow {
     pub interleave: usize,
     /// Cache budget.
     pub cache_bytes: u64,
+    /// Graph nodes pinned at open, when given explicitly.
+    pub hot_nodes: Option<usize>,
     /// Mean recall@k (ties at the k-th true distance count as hits).
     pub recall: f64,
     /// Queries per second over the wall time of the run.
@@ -111,6 +117,13 @@ pub struct BenchRow {
     pub cache_hit_ratio: f64,
     /// Resident set size after the run.
     pub rss_bytes: u64,
+    /// Resident set size after the run minus before the index was opened (queries and ground
+    /// truth are loaded before): what opening and searching the index holds.
+    pub index_rss_bytes: i64,
+    /// What the index holds in RAM by design, by component ([`VectorIndex::memory`]).
+    pub index_memory: serde_json::Map<String, serde_json::Value>,
+    /// The sum of `index_memory`.
+    pub index_memory_bytes: u64,
     /// Queries measured.
     pub queries: usize,
     /// Mean distance computations per query.
@@ -366,11 +379,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     for &cache_bytes in &caches {
+        let rss_before = rss_bytes();
         let index = open(
             &a.index,
             &OpenOptions {
                 backend,
                 cache_bytes,
+                hot_nodes: a.hot_nodes,
             },
         )?;
         let m = index.manifest().clone();
@@ -398,6 +413,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 a.interleave,
             )?;
             let n = nq.max(1) as f64;
+            let memory = index.memory();
+            let rss = rss_bytes();
             let row = BenchRow {
                 dataset: dataset.clone(),
                 n: m.n,
@@ -409,6 +426,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 threads: a.threads,
                 interleave: a.interleave,
                 cache_bytes,
+                hot_nodes: a.hot_nodes,
                 recall,
                 qps,
                 p50_us: percentile(&lat, 0.50),
@@ -421,7 +439,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 } else {
                     s.cache_hits as f64 / (s.reads + s.cache_hits) as f64
                 },
-                rss_bytes: rss_bytes(),
+                rss_bytes: rss,
+                index_rss_bytes: rss as i64 - rss_before as i64,
+                index_memory_bytes: memory.iter().map(|(_, b)| b).sum(),
+                index_memory: memory
+                    .into_iter()
+                    .map(|(k, b)| (k.to_string(), b.into()))
+                    .collect(),
                 queries: nq,
                 mean_distances: s.distance_computations as f64 / n,
             };

@@ -70,6 +70,10 @@ pub struct OpenOptions {
     pub backend: Backend,
     /// Block-cache budget in bytes (indices that read from disk).
     pub cache_bytes: u64,
+    /// Graph nodes to pin in RAM at open (the static hot set, BFS around the entry point), on
+    /// top of a dynamic cache of `cache_bytes`. `None`: half of `cache_bytes` pins hot nodes and
+    /// the other half is the dynamic cache.
+    pub hot_nodes: Option<usize>,
 }
 
 /// The one search interface.
@@ -114,6 +118,10 @@ pub trait VectorIndex: Send + Sync {
 
     /// Parameter settings to sweep when a benchmark names none, cheapest first.
     fn default_grid(&self) -> Vec<SearchParams>;
+
+    /// What the index keeps in RAM by design, by component (name, bytes): codes, codebooks,
+    /// pinned blocks, cache budgets. Benchmarks compare the measured RSS against the sum.
+    fn memory(&self) -> Vec<(&'static str, u64)>;
 }
 
 /// Checks that `queries` is a non-empty whole number of `dim`-long rows.

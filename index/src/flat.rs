@@ -150,6 +150,13 @@ impl<T: Element> VectorIndex for FlatIndex<T> {
     fn default_grid(&self) -> Vec<SearchParams> {
         vec![SearchParams::default()]
     }
+
+    fn memory(&self) -> Vec<(&'static str, u64)> {
+        vec![(
+            "vectors",
+            std::mem::size_of_val(self.data.as_slice()) as u64,
+        )]
+    }
 }
 
 /// Opens a flat index directory whose manifest has been read.

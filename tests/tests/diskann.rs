@@ -51,6 +51,7 @@ fn opts(backend: Backend, cache_bytes: u64) -> OpenOptions {
     OpenOptions {
         backend,
         cache_bytes,
+        hot_nodes: None,
     }
 }
 
@@ -238,30 +239,53 @@ fn allow_lists_cache_stats_and_batches() {
         let (one, _) = idx.search(q, 10, &sp, None).expect("one");
         assert_eq!(&one, res);
     }
-    // With a cache: the hot set is pinned, hits are counted, and a second pass over the same
-    // queries reads less from disk than the first.
+    // With a cache: the hot set is held, hits are counted, answers do not change, and a second
+    // pass over the same queries reads less from disk than the first.
     let cached = open(&dir, &opts(uring(), 1 << 20)).expect("open cached");
     let pass = |i: &dyn VectorIndex| {
         let mut s = quiver_index::SearchStats::default();
+        let mut all = Vec::new();
         for q in qs.chunks_exact(32) {
-            s += i.search(q, 10, &sp, None).expect("search").1;
+            let (r, st) = i.search(q, 10, &sp, None).expect("search");
+            s += st;
+            all.push(r);
         }
-        s
+        (s, all)
     };
-    let (a, b) = (pass(cached.as_ref()), pass(cached.as_ref()));
-    assert!(a.cache_hits > 0, "pinned hot set never hit: {a:?}");
+    let (plain, want) = pass(idx.as_ref());
+    let ((a, got), (b, _)) = (pass(cached.as_ref()), pass(cached.as_ref()));
+    assert_eq!(got, want, "a cache changed the answers");
+    assert!(a.cache_hits > 0, "hot set never hit: {a:?}");
     assert!(
         b.reads < a.reads,
         "second pass read {} vs {}",
         b.reads,
         a.reads
     );
-    let plain = pass(idx.as_ref());
-    assert_eq!(
-        plain.reads,
-        a.reads + a.cache_hits,
-        "hits + reads = reads without cache"
+    // Every node fetched either hit or was read; two nodes of one block can be one read
+    // without a cache but two hits with one.
+    assert!(a.reads < plain.reads && a.reads + a.cache_hits >= plain.reads);
+    // An explicit hot-node count with no dynamic cache: the hot set is hit, nothing else is kept
+    // (a second pass reads exactly as much), and memory() reports the node records held.
+    let pinned = open(
+        &dir,
+        &OpenOptions {
+            hot_nodes: Some(50),
+            ..opts(uring(), 0)
+        },
+    )
+    .expect("open pinned");
+    let ((a, got), (b, _)) = (pass(pinned.as_ref()), pass(pinned.as_ref()));
+    assert_eq!(got, want, "hot nodes changed the answers");
+    assert!(a.cache_hits > 0 && a.reads == b.reads, "{a:?} {b:?}");
+    assert!(a.reads < plain.reads && a.reads + a.cache_hits >= plain.reads);
+    let mem: std::collections::HashMap<_, _> = pinned.memory().into_iter().collect();
+    assert!(
+        mem["hot_nodes"] >= 50 * 228 && mem["hot_nodes"] < 50 * 4096,
+        "{mem:?}"
     );
+    assert_eq!(mem["dynamic_cache_budget"], 0);
+    assert_eq!(mem["pq_codes"], 4000 * 8, "{mem:?}");
 }
 
 #[test]

@@ -123,6 +123,7 @@ fn diskann_v1_0_fixture_opens_and_searches() {
         let opts = OpenOptions {
             backend,
             cache_bytes: 0,
+            hot_nodes: None,
         };
         let idx = open(&dir, &opts).expect("fixture index opens");
         let m = idx.manifest();

@@ -28,6 +28,7 @@ fn build(dir: &Path, m: &Matrix, metric: Metric, ext: &str) -> Box<dyn VectorInd
         &OpenOptions {
             backend: Backend::IoUring { queue_depth: 8 },
             cache_bytes: 0,
+            hot_nodes: None,
         },
     )
     .expect("open")
@@ -316,6 +317,7 @@ fn every_backend_opens_the_same_index() {
             &OpenOptions {
                 backend,
                 cache_bytes: 0,
+                hot_nodes: None,
             },
         )
         .expect("open");

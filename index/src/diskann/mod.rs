@@ -13,7 +13,8 @@
 //! - **Search** (`search.rs`): beam search; each round reads the W best unexpanded candidates (by
 //!   PQ distance) as one batch, re-ranks with the exact distance of the vectors that arrived with
 //!   the nodes. `search_batch` interleaves several queries so one thread keeps W x queries reads
-//!   in flight. A BFS hot set around the medoid is pinned in the block cache at open.
+//!   in flight. A BFS hot set of nodes around the medoid is copied into RAM at open (node
+//!   records only, as DiskANN's node cache does), and a block cache can sit behind it.
 
 pub mod layout;
 pub mod pq;
@@ -285,6 +286,37 @@ enum Source {
     Cached(CachedReader),
 }
 
+/// Node records held in RAM: one arena of `node_len`-byte records and an id -> slot map.
+#[derive(Default)]
+struct HotNodes {
+    node_len: usize,
+    slots: std::collections::HashMap<u32, u32>,
+    records: Vec<u8>,
+}
+
+impl HotNodes {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn insert(&mut self, id: u32, record: &[u8]) {
+        let slot = self.slots.len() as u32;
+        if self.slots.insert(id, slot).is_none() {
+            self.records.extend_from_slice(&record[..self.node_len]);
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<&[u8]> {
+        let s = *self.slots.get(&id)? as usize * self.node_len;
+        self.records.get(s..s + self.node_len)
+    }
+
+    /// RAM held: records plus the map (key, value and one control byte per bucket).
+    fn bytes(&self) -> u64 {
+        (self.records.capacity() + self.slots.capacity() * 9) as u64
+    }
+}
+
 /// An open DiskANN index over stored element type `T`.
 pub struct DiskAnnIndex<T: Element> {
     manifest: Manifest,
@@ -295,7 +327,9 @@ pub struct DiskAnnIndex<T: Element> {
     /// Block number of the first node block.
     nodes_first_block: u64,
     block_size: usize,
-    pinned_nodes: usize,
+    /// The static hot set: node records held in RAM, searched before any read.
+    hot: HotNodes,
+    dynamic_cache_bytes: u64,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -351,22 +385,25 @@ impl<T: Element> DiskAnnIndex<T> {
             source: Source::Plain(reader.clone()),
             nodes_first_block: nodes.first_block,
             block_size: file.block_size(),
-            pinned_nodes: 0,
+            hot: HotNodes::default(),
+            dynamic_cache_bytes: 0,
             _t: std::marker::PhantomData,
         };
-        if opts.cache_bytes > 0 {
-            // Half the budget pins the BFS hot set around the medoid; the other half is the
-            // dynamic (TinyLFU) cache.
-            let cache: Arc<dyn BlockCache> = Arc::new(MokaBlockCache::new(opts.cache_bytes / 2));
-            let cached = CachedReader::new(reader, cache);
-            let hot = idx.hot_set(opts.cache_bytes / 2)?;
-            // Hot nodes sharing a block share one pinned read.
-            let mut reqs: Vec<ReadRequest> = hot.iter().map(|&id| idx.request(id)).collect();
-            reqs.sort_unstable_by_key(|r| r.first_block());
-            reqs.dedup();
-            cached.pin(&reqs)?;
-            idx.pinned_nodes = hot.len();
-            idx.source = Source::Cached(cached);
+        // Without an explicit hot-node count, half the budget holds the BFS hot set around the
+        // medoid and the other half is the dynamic (TinyLFU) block cache.
+        let (hot_nodes, dynamic) = match opts.hot_nodes {
+            Some(n) => (n, opts.cache_bytes),
+            None => (
+                usize::try_from(opts.cache_bytes / 2 / idx.meta.layout.node_len as u64)
+                    .unwrap_or(usize::MAX),
+                opts.cache_bytes / 2,
+            ),
+        };
+        idx.hot = idx.hot_set(hot_nodes)?;
+        if dynamic > 0 {
+            let cache: Arc<dyn BlockCache> = Arc::new(MokaBlockCache::new(dynamic));
+            idx.source = Source::Cached(CachedReader::new(reader, cache));
+            idx.dynamic_cache_bytes = dynamic;
         }
         Ok(idx)
     }
@@ -378,46 +415,36 @@ impl<T: Element> DiskAnnIndex<T> {
         ReadRequest::blocks(b, n).unwrap_or(ReadRequest::block(b))
     }
 
-    /// Nodes in BFS order from the medoid whose blocks fit in `budget` bytes (distinct blocks).
-    fn hot_set(&self, budget: u64) -> Result<Vec<u32>> {
-        let per = self.meta.layout.blocks_per_node.max(1) as u64 * self.block_size as u64;
-        let max_blocks = (budget / per) as usize;
-        let mut blocks = std::collections::HashSet::new();
-        let mut out = Vec::new();
+    /// The first `max_nodes` nodes in BFS order from the medoid, their records copied.
+    fn hot_set(&self, max_nodes: usize) -> Result<HotNodes> {
+        let layout = self.meta.layout;
+        let mut hot = HotNodes {
+            node_len: layout.node_len,
+            ..Default::default()
+        };
+        let max_nodes = max_nodes.min(self.meta.n as usize);
         let mut seen = RoaringBitmap::new();
         let mut frontier = vec![self.meta.medoid];
         seen.insert(self.meta.medoid);
-        while !frontier.is_empty() && blocks.len() < max_blocks {
+        while !frontier.is_empty() && hot.len() < max_nodes {
+            frontier.truncate(max_nodes - hot.len());
             let mut next = Vec::new();
             let reqs: Vec<ReadRequest> = frontier.iter().map(|&id| self.request(id)).collect();
-            let mut nbrs: Vec<Vec<u32>> = vec![Vec::new(); frontier.len()];
+            let path = self.reader().path().to_path_buf();
             self.reader().read_batch(&reqs, &mut |i, buf| {
-                let node = self
-                    .meta
-                    .layout
-                    .node_bytes(buf, frontier[i], self.block_size)?;
-                nbrs[i] = self
-                    .meta
-                    .layout
-                    .neighbors(&node, self.meta.n, self.reader().path(), frontier[i])?
-                    .to_vec();
-                Ok(())
-            })?;
-            for (i, &id) in frontier.iter().enumerate() {
-                if blocks.len() >= max_blocks {
-                    break;
-                }
-                blocks.insert(reqs[i].first_block());
-                out.push(id);
-                for &nb in &nbrs[i] {
+                let id = frontier[i];
+                let node = layout.node_bytes(buf, id, self.block_size)?;
+                for &nb in layout.neighbors(&node, self.meta.n, &path, id)? {
                     if seen.insert(nb) {
                         next.push(nb);
                     }
                 }
-            }
+                hot.insert(id, &node);
+                Ok(())
+            })?;
             frontier = next;
         }
-        Ok(out)
+        Ok(hot)
     }
 
     /// The reader searches go through (the cached one when a cache is configured).
@@ -428,9 +455,9 @@ impl<T: Element> DiskAnnIndex<T> {
         }
     }
 
-    /// Nodes pinned in the block cache at open (the static hot set).
-    pub fn pinned_nodes(&self) -> usize {
-        self.pinned_nodes
+    /// Nodes held in RAM at open (the static hot set).
+    pub fn hot_nodes(&self) -> usize {
+        self.hot.len()
     }
 
     /// The query in the navigation space (f32; normalised for cosine, 0-augmented for IP).
@@ -492,6 +519,15 @@ impl<T: Element> VectorIndex for DiskAnnIndex<T> {
                 ..Default::default()
             })
             .collect()
+    }
+
+    fn memory(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("pq_codes", self.codes.len() as u64),
+            ("pq_codebooks", self.pq.bytes()),
+            ("hot_nodes", self.hot.bytes()),
+            ("dynamic_cache_budget", self.dynamic_cache_bytes),
+        ]
     }
 }
 

@@ -31,6 +31,11 @@ pub struct Pq {
 }
 
 impl Pq {
+    /// Bytes the codebooks, centre and offsets take in RAM.
+    pub fn bytes(&self) -> u64 {
+        ((self.codebooks.len() + self.center.len()) * 4 + self.offsets.len() * 8) as u64
+    }
+
     /// Number of subspaces (bytes per code).
     pub fn m(&self) -> usize {
         self.offsets.len() - 1

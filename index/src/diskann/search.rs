@@ -154,6 +154,33 @@ pub(super) fn run<T: Element>(
 
     let layout = meta.layout;
     let path = idx.reader().path().to_path_buf();
+    // Expands node `id` of query `st` from its record: exact re-rank of the vector, PQ distances
+    // of the unvisited neighbors into the candidate list.
+    let visit =
+        |st: &mut Query<T>, id: u32, node: &[u8]| -> std::result::Result<(), StorageError> {
+            let vbytes = &node[..layout.vec_bytes];
+            let v: Cow<'_, [T]> = match bytemuck::try_cast_slice(vbytes) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(vbytes)),
+            };
+            let exact = T::distance(meta.metric, &st.q, &v);
+            st.stats.distance_computations += 1;
+            if allow.is_none_or(|a| a.contains(id)) {
+                st.pool.push(Neighbor { id, dist: exact });
+            }
+            if let Some(c) = st.cand.iter_mut().find(|c| c.id == id) {
+                c.state = DONE;
+            }
+            for &nb in layout.neighbors(node, meta.n, &path, id)? {
+                if st.visited.insert(nb) {
+                    let d = Pq::distance(&st.table, code(nb));
+                    st.stats.distance_computations += 1;
+                    st.offer(l, d, nb);
+                }
+            }
+            Ok(())
+        };
+    let mut hot_now: Vec<u32> = Vec::new();
     // (first block, query, node) of every read wanted this round.
     let mut wants: Vec<(u64, usize, u32)> = Vec::new();
     let mut reqs: Vec<ReadRequest> = Vec::new();
@@ -171,8 +198,12 @@ pub(super) fn run<T: Element>(
                 }
                 if c.state == NEW {
                     c.state = IN_FLIGHT;
-                    let r = idx.request(c.id);
-                    wants.push((r.first_block(), qi, c.id));
+                    if idx.hot.get(c.id).is_some() {
+                        hot_now.push(c.id);
+                    } else {
+                        let r = idx.request(c.id);
+                        wants.push((r.first_block(), qi, c.id));
+                    }
                     picked += 1;
                 }
             }
@@ -181,9 +212,19 @@ pub(super) fn run<T: Element>(
             } else {
                 st.stats.rounds += 1;
             }
+            // Hot nodes are expanded from RAM right away, before this round's reads.
+            for id in hot_now.drain(..) {
+                if let Some(rec) = idx.hot.get(id) {
+                    st.stats.cache_hits += 1;
+                    visit(st, id, rec)?;
+                }
+            }
         }
         if wants.is_empty() {
-            break;
+            if qs.iter().all(|st| st.done) {
+                break;
+            }
+            continue;
         }
         // Merge reads of the same block (neighbors packed together, or two queries).
         wants.sort_unstable();
@@ -212,26 +253,7 @@ pub(super) fn run<T: Element>(
                         }
                     }
                     let node = layout.node_bytes(buf, id, idx.block_size)?;
-                    let vbytes = &node[..layout.vec_bytes];
-                    let v: Cow<'_, [T]> = match bytemuck::try_cast_slice(vbytes) {
-                        Ok(s) => Cow::Borrowed(s),
-                        Err(_) => Cow::Owned(bytemuck::pod_collect_to_vec(vbytes)),
-                    };
-                    let exact = T::distance(meta.metric, &st.q, &v);
-                    st.stats.distance_computations += 1;
-                    if allow.is_none_or(|a| a.contains(id)) {
-                        st.pool.push(Neighbor { id, dist: exact });
-                    }
-                    if let Some(c) = st.cand.iter_mut().find(|c| c.id == id) {
-                        c.state = DONE;
-                    }
-                    for &nb in layout.neighbors(&node, meta.n, &path, id)? {
-                        if st.visited.insert(nb) {
-                            let d = Pq::distance(&st.table, code(nb));
-                            st.stats.distance_computations += 1;
-                            st.offer(l, d, nb);
-                        }
-                    }
+                    visit(st, id, &node)?;
                 }
                 Ok(())
             };
