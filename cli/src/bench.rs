@@ -277,40 +277,44 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// One query's results, stats and latency in microseconds.
 type Measured = (Vec<Neighbor>, SearchStats, f64);
 
-/// Runs every query of `queries` against `index` with `params` on `threads` threads.
+/// Runs every query of `queries` against `index` with `params` on the threads of `pool` (one
+/// pool for the whole sweep: per-thread state such as io_uring rings is then set up once, and
+/// the RSS the sweep reports is not inflated by rings of threads that have exited).
 pub fn measure(
     index: &dyn VectorIndex,
     queries: &[f32],
     gt: &GroundTruth,
     k: usize,
     params: &SearchParams,
-    threads: usize,
+    pool: &rayon::ThreadPool,
     interleave: usize,
 ) -> Result<(f64, f64, Vec<f64>, SearchStats)> {
     let dim = index.manifest().dim;
     let nq = queries.len() / dim;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()?;
     let pb = bar(nq as u64, "searching");
     let t0 = Instant::now();
-    // Only indices that interleave get groups: for the others a group would just turn each
-    // query's latency into the group's.
-    let group = if index.interleaves() {
-        interleave.max(1)
+    // Indices that interleave get groups searched together (a query's latency is its group's);
+    // the others get chunks of queries searched one by one and timed one by one, so the
+    // per-task overhead of the pool does not count as search time.
+    let (group, chunk) = if index.interleaves() {
+        (interleave.max(1), interleave.max(1))
     } else {
-        1
+        (1, 64)
     };
     let results: Vec<Result<Vec<Measured>>> = pool.install(|| {
         queries
-            .par_chunks(dim * group)
+            .par_chunks(dim * chunk)
             .with_max_len(1)
             .map(|qs| {
-                let t = Instant::now();
-                let out = index.search_batch(qs, k, params, None)?;
-                let us = t.elapsed().as_secs_f64() * 1e6;
+                let mut out = Vec::with_capacity(chunk);
+                for g in qs.chunks(dim * group) {
+                    let t = Instant::now();
+                    let res = index.search_batch(g, k, params, None)?;
+                    let us = t.elapsed().as_secs_f64() * 1e6;
+                    out.extend(res.into_iter().map(|(r, s)| (r, s, us)));
+                }
                 pb.inc(out.len() as u64);
-                Ok(out.into_iter().map(|(r, s)| (r, s, us)).collect())
+                Ok(out)
             })
             .collect()
     });
@@ -322,7 +326,7 @@ pub fn measure(
     let flat: Vec<Measured> = results
         .into_iter()
         .enumerate()
-        .map(|(gi, r)| r.with_context(|| format!("query group {gi} (queries of {group})")))
+        .map(|(ci, r)| r.with_context(|| format!("queries {} to {}", ci * chunk, (ci + 1) * chunk)))
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .flatten()
@@ -378,6 +382,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "rss_MiB"
         );
     }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.threads.max(1))
+        .build()?;
     for &cache_bytes in &caches {
         let rss_before = rss_bytes();
         let index = open(
@@ -409,7 +416,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 &gt,
                 a.k,
                 &params,
-                a.threads,
+                &pool,
                 a.interleave,
             )?;
             let n = nq.max(1) as f64;

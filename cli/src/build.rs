@@ -1,19 +1,20 @@
 //! `quiver build`.
 
-use crate::progress::bar;
+use crate::progress::{bar, PhaseBars};
 use anyhow::{bail, Result};
 use clap::Args;
 use quiver_index::build::BuildInput;
 use quiver_index::dataset::VectorFileReader;
-use quiver_index::diskann;
 use quiver_index::Metric;
+use quiver_index::{diskann, hnsw};
 use std::path::PathBuf;
 
 /// `quiver build --kind flat --data FILE --out DIR`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Index kind. Available: flat (exact, multi-threaded brute force), diskann (Vamana graph on
-    /// SSD with PQ navigation in RAM).
+    /// SSD with PQ navigation in RAM), hnsw (in-memory graph; open with --backend mmap to serve
+    /// it from the page cache).
     #[arg(long, default_value = "flat")]
     pub kind: String,
     /// Vector file (fbin, u8bin, i8bin, f16bin, fvecs, bvecs, npy).
@@ -43,9 +44,16 @@ pub struct BuildArgs {
     /// diskann: bytes per PQ code held in RAM (subspaces of 256 centroids) [default: dim / 4].
     #[arg(long)]
     pub pq_bytes: Option<usize>,
-    /// diskann: seed of the PQ training sample and the insertion order.
+    /// diskann: seed of the PQ training sample and the insertion order; hnsw: seed of the level
+    /// draw.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// hnsw: neighbors per node M (2M at level 0).
+    #[arg(long, default_value_t = hnsw::DEFAULT_M)]
+    pub m: usize,
+    /// hnsw: candidate list size of the insertion searches.
+    #[arg(long, default_value_t = hnsw::DEFAULT_EF_CONSTRUCTION)]
+    pub ef_construction: usize,
 }
 
 /// Runs `quiver build`.
@@ -73,34 +81,39 @@ pub fn run(a: BuildArgs) -> Result<()> {
                 pq_bytes: a.pq_bytes,
                 seed: a.seed,
             };
-            let bars: std::sync::Mutex<Vec<(diskann::Phase, indicatif::ProgressBar)>> =
-                std::sync::Mutex::new(Vec::new());
-            let report = |ph: diskann::Phase, done: u64, total: u64| {
-                let Ok(mut b) = bars.lock() else { return };
-                if b.last().is_none_or(|(p, _)| *p != ph) {
-                    if let Some((_, old)) = b.last() {
-                        old.finish();
-                    }
-                    let label = match ph {
-                        diskann::Phase::Load => "loading",
-                        diskann::Phase::Pq => "pq",
-                        diskann::Phase::Pass1 => "vamana a=1",
-                        diskann::Phase::Pass2 => "vamana a",
-                        diskann::Phase::Write => "writing",
-                    };
-                    b.push((ph, bar(total, label)));
-                }
-                if let Some((_, pb)) = b.last() {
-                    pb.set_position(done);
-                }
-            };
-            let m = diskann::build(&input, &params, &a.out, &report)?;
-            if let Ok(b) = bars.lock() {
-                b.iter().for_each(|(_, pb)| pb.finish());
-            }
+            let bars = PhaseBars::default();
+            let m = diskann::build(&input, &params, &a.out, &|ph, done, total| {
+                let label = match ph {
+                    diskann::Phase::Load => "loading",
+                    diskann::Phase::Pq => "pq",
+                    diskann::Phase::Pass1 => "vamana a=1",
+                    diskann::Phase::Pass2 => "vamana a",
+                    diskann::Phase::Write => "writing",
+                };
+                bars.report(label, done, total)
+            })?;
+            bars.finish();
             m
         }
-        other => bail!("unknown index kind {other:?} (available: flat, diskann)"),
+        "hnsw" => {
+            let params = hnsw::HnswParams {
+                m: a.m,
+                ef_construction: a.ef_construction,
+                seed: a.seed,
+            };
+            let bars = PhaseBars::default();
+            let m = hnsw::build(&input, &params, &a.out, &|ph, done, total| {
+                let label = match ph {
+                    hnsw::Phase::Load => "loading",
+                    hnsw::Phase::Insert => "inserting",
+                    hnsw::Phase::Write => "writing",
+                };
+                bars.report(label, done, total)
+            })?;
+            bars.finish();
+            m
+        }
+        other => bail!("unknown index kind {other:?} (available: flat, diskann, hnsw)"),
     };
     let bytes: u64 = m
         .files

@@ -181,6 +181,7 @@ pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
     match m.kind.as_str() {
         "flat" => crate::flat::open(dir, m, opts),
         "diskann" => crate::diskann::open(dir, m, opts),
+        "hnsw" => crate::hnsw::open(dir, m, opts),
         other => Err(IndexError::Manifest {
             path: dir.join(crate::manifest::MANIFEST_FILE),
             what: format!("unknown index kind {other:?} (this build knows: flat, diskann)"),

@@ -9,7 +9,7 @@
 //! - [`contract`]: the one search trait ([`VectorIndex`]), its params and stats, and [`open`],
 //!   which reads an index directory's [`manifest`] and picks the implementation by kind.
 //! - [`diskann`]: the SSD graph index (Vamana + PQ navigation + beam search); [`kmeans`] is the
-//!   shared clustering step.
+//!   shared clustering step. [`hnsw`]: the in-memory graph index, loaded or served through mmap.
 //! - [`flat`]: the exact index. [`ids`] and [`payloads`] are the files beside every index that
 //!   let a server attach the directory as a segment.
 
@@ -23,6 +23,7 @@ pub mod distance;
 pub mod error;
 pub mod flat;
 pub mod gt;
+pub mod hnsw;
 pub mod ids;
 pub mod kmeans;
 pub mod manifest;

@@ -41,6 +41,22 @@ impl fmt::Display for Metric {
 }
 
 impl Metric {
+    /// The code index files store (0 L2, 1 IP, 2 cosine; docs/FORMAT.md).
+    pub fn code(self) -> u32 {
+        match self {
+            Metric::L2 => 0,
+            Metric::Ip => 1,
+            Metric::Cosine => 2,
+        }
+    }
+
+    /// The metric of a stored code.
+    pub fn from_code(c: u32) -> Option<Metric> {
+        [Metric::L2, Metric::Ip, Metric::Cosine]
+            .into_iter()
+            .find(|m| m.code() == c)
+    }
+
     /// Converts an internal distance into the user-facing score, and documents its direction:
     /// L2 -> squared distance (lower is better); IP -> dot product (higher is better);
     /// cosine -> cosine similarity (higher is better).
@@ -68,6 +84,28 @@ pub enum ElementType {
 }
 
 impl ElementType {
+    /// The code index files store (0 f32, 1 f16, 2 i8, 3 u8; docs/FORMAT.md).
+    pub fn code(self) -> u32 {
+        match self {
+            ElementType::F32 => 0,
+            ElementType::F16 => 1,
+            ElementType::I8 => 2,
+            ElementType::U8 => 3,
+        }
+    }
+
+    /// The element type of a stored code.
+    pub fn from_code(c: u32) -> Option<ElementType> {
+        [
+            ElementType::F32,
+            ElementType::F16,
+            ElementType::I8,
+            ElementType::U8,
+        ]
+        .into_iter()
+        .find(|e| e.code() == c)
+    }
+
     /// Bytes per component.
     pub fn size(self) -> usize {
         match self {

@@ -2,12 +2,11 @@
 //! included) and element type, every backend, allow-lists, the cache and its stats, interleaved
 //! batches, and bad input (dimension, NaN, truncated and corrupt files).
 
-use crate::random_rows;
+use crate::{mean_recall, random_rows, synth};
 use quiver_index::build::BuildInput;
 use quiver_index::dataset::{write_matrix, Matrix, VecData};
 use quiver_index::diskann::{self, DiskAnnParams};
 use quiver_index::distance::Element;
-use quiver_index::synth::{Mixture, SynthParams};
 use quiver_index::{open, IndexError, Metric, OpenOptions, SearchParams, VectorIndex};
 use quiver_storage::io::Backend;
 use roaring::RoaringBitmap;
@@ -57,45 +56,6 @@ fn opts(backend: Backend, cache_bytes: u64) -> OpenOptions {
 
 fn uring() -> Backend {
     Backend::IoUring { queue_depth: 32 }
-}
-
-/// Mean recall@10 of `idx` over `queries`, with ties at the 10th true distance counted as hits.
-fn mean_recall<T: Element>(
-    idx: &dyn VectorIndex,
-    rows: &[T],
-    queries: &[f32],
-    metric: Metric,
-    sp: &SearchParams,
-    allow: Option<&RoaringBitmap>,
-) -> f64 {
-    let dim = idx.manifest().dim;
-    let k = 10;
-    let mut total = 0.0;
-    for q in queries.chunks_exact(dim) {
-        let qt = quiver_index::contract::prepare_query::<T>(idx.manifest(), q, k).expect("q");
-        let want = crate::brute_force(metric, rows, dim, &qt, k, allow);
-        let (got, stats) = idx.search(q, k, sp, allow).expect("search");
-        assert!(got.len() <= k);
-        assert!(stats.rounds > 0 && stats.distance_computations > 0);
-        if let Some(a) = allow {
-            assert!(got.iter().all(|g| a.contains(g.id)), "result outside allow");
-        }
-        let kth = want.last().map_or(0.0, |w| w.1);
-        let tol = 1e-3 * kth.abs().max(1.0);
-        let hits = got.iter().filter(|g| (g.dist as f64) <= kth + tol).count();
-        total += hits as f64 / want.len().max(1) as f64;
-    }
-    total / (queries.len() / dim) as f64
-}
-
-fn synth(n: usize, dim: usize, normalize: bool, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let mut p = SynthParams::defaults(n, dim, seed);
-    p.normalize = normalize;
-    let mx = Mixture::new(p);
-    (
-        mx.base(n),
-        mx.queries(50, quiver_index::synth::QuerySkew::Uniform),
-    )
 }
 
 #[test]
@@ -208,6 +168,17 @@ fn every_element_type() {
         .map(|&x| (x * 60.0 + 128.0).round().clamp(0.0, 255.0))
         .collect();
     elem_recall(u8s.clone(), &qu, 16, VecData::U8(u8s));
+    // 13 u8 components: the record pads the vector so the neighbor ids stay u32-aligned.
+    let (rows, qs) = synth(1500, 13, false, 18);
+    let odd: Vec<u8> = rows
+        .iter()
+        .map(|&x| (x * 60.0 + 128.0).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    let qo: Vec<f32> = qs
+        .iter()
+        .map(|&x| (x * 60.0 + 128.0).round().clamp(0.0, 255.0))
+        .collect();
+    elem_recall(odd.clone(), &qo, 13, VecData::U8(odd));
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod distances;
 mod fixtures;
 mod flat;
 mod format;
+mod hnsw;
 mod squad;
 
 use std::path::PathBuf;
@@ -56,4 +57,44 @@ pub fn brute_force<T: quiver_index::distance::Element>(
     all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     all.truncate(k);
     all
+}
+
+/// Mean recall@10 of `idx` over `queries`, with ties at the 10th true distance counted as hits.
+pub fn mean_recall<T: quiver_index::distance::Element>(
+    idx: &dyn quiver_index::VectorIndex,
+    rows: &[T],
+    queries: &[f32],
+    metric: quiver_index::Metric,
+    sp: &quiver_index::SearchParams,
+    allow: Option<&roaring::RoaringBitmap>,
+) -> f64 {
+    let dim = idx.manifest().dim;
+    let k = 10;
+    let mut total = 0.0;
+    for q in queries.chunks_exact(dim) {
+        let qt = quiver_index::contract::prepare_query::<T>(idx.manifest(), q, k).expect("q");
+        let want = crate::brute_force(metric, rows, dim, &qt, k, allow);
+        let (got, stats) = idx.search(q, k, sp, allow).expect("search");
+        assert!(got.len() <= k);
+        assert!(stats.rounds > 0 && stats.distance_computations > 0);
+        if let Some(a) = allow {
+            assert!(got.iter().all(|g| a.contains(g.id)), "result outside allow");
+        }
+        let kth = want.last().map_or(0.0, |w| w.1);
+        let tol = 1e-3 * kth.abs().max(1.0);
+        let hits = got.iter().filter(|g| (g.dist as f64) <= kth + tol).count();
+        total += hits as f64 / want.len().max(1) as f64;
+    }
+    total / (queries.len() / dim) as f64
+}
+
+/// Seeded clustered rows (n x dim) and 50 queries from the same mixture.
+pub fn synth(n: usize, dim: usize, normalize: bool, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut p = quiver_index::synth::SynthParams::defaults(n, dim, seed);
+    p.normalize = normalize;
+    let mx = quiver_index::synth::Mixture::new(p);
+    (
+        mx.base(n),
+        mx.queries(50, quiver_index::synth::QuerySkew::Uniform),
+    )
 }

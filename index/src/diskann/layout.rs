@@ -29,6 +29,8 @@ pub const META_BYTES: usize = 64;
 pub struct Layout {
     /// Bytes of the stored vector.
     pub vec_bytes: usize,
+    /// Offset of the degree field: `vec_bytes` rounded up to 4, so the ids are u32-aligned.
+    pub links_at: usize,
     /// Maximum degree R (neighbor slots per node).
     pub max_degree: usize,
     /// Bytes per node record (vector, degree, R ids, padding to 4).
@@ -45,7 +47,8 @@ impl Layout {
     /// The layout for `dim` components of `elem`, degree `r`, `payload` usable bytes per block.
     pub fn new(dim: usize, elem: ElementType, r: usize, payload: usize) -> Result<Layout> {
         let vec_bytes = dim * elem.size();
-        let node_len = (vec_bytes + 4 + 4 * r).div_ceil(4) * 4;
+        let links_at = vec_bytes.div_ceil(4) * 4;
+        let node_len = links_at + 4 + 4 * r;
         if payload < 8 {
             return Err(IndexError::InvalidArgument(format!(
                 "block payload of {payload} bytes is too small"
@@ -58,6 +61,7 @@ impl Layout {
         };
         Ok(Layout {
             vec_bytes,
+            links_at,
             max_degree: r,
             node_len,
             payload,
@@ -92,9 +96,9 @@ impl Layout {
         out.fill(0);
         out[..self.vec_bytes].copy_from_slice(vector);
         let d = nbrs.len().min(self.max_degree);
-        out[self.vec_bytes..self.vec_bytes + 4].copy_from_slice(&(d as u32).to_le_bytes());
+        out[self.links_at..self.links_at + 4].copy_from_slice(&(d as u32).to_le_bytes());
         for (i, nb) in nbrs[..d].iter().enumerate() {
-            let o = self.vec_bytes + 4 + 4 * i;
+            let o = self.links_at + 4 + 4 * i;
             out[o..o + 4].copy_from_slice(&nb.to_le_bytes());
         }
     }
@@ -140,7 +144,7 @@ impl Layout {
             what,
         };
         let d = u32::from_le_bytes(
-            node[self.vec_bytes..self.vec_bytes + 4]
+            node[self.links_at..self.links_at + 4]
                 .try_into()
                 .map_err(|_| corrupt("node record too short".into()))?,
         ) as usize;
@@ -150,7 +154,9 @@ impl Layout {
                 self.max_degree
             )));
         }
-        let raw = &node[self.vec_bytes + 4..self.vec_bytes + 4 + 4 * d];
+        let raw = node
+            .get(self.links_at + 4..self.links_at + 4 + 4 * d)
+            .ok_or_else(|| corrupt(format!("node {id}: record shorter than its degree {d}")))?;
         let ids: &[u32] = bytemuck::try_cast_slice(raw)
             .map_err(|_| corrupt(format!("node {id}: misaligned neighbor list")))?;
         if let Some(bad) = ids.iter().find(|&&x| x as u64 >= n) {
@@ -202,23 +208,6 @@ pub struct GraphMeta {
     pub layout: Layout,
 }
 
-fn elem_code(e: ElementType) -> u32 {
-    match e {
-        ElementType::F32 => 0,
-        ElementType::F16 => 1,
-        ElementType::I8 => 2,
-        ElementType::U8 => 3,
-    }
-}
-
-fn metric_code(m: Metric) -> u32 {
-    match m {
-        Metric::L2 => 0,
-        Metric::Ip => 1,
-        Metric::Cosine => 2,
-    }
-}
-
 impl GraphMeta {
     /// The 64-byte little-endian record (see docs/FORMAT.md).
     pub fn encode(&self) -> Vec<u8> {
@@ -226,8 +215,8 @@ impl GraphMeta {
         for v in [
             META_VERSION,
             self.dim as u32,
-            elem_code(self.element),
-            metric_code(self.metric),
+            self.element.code(),
+            self.metric.code(),
         ] {
             b.extend_from_slice(&v.to_le_bytes());
         }
@@ -261,19 +250,10 @@ impl GraphMeta {
                 u(0)
             )));
         }
-        let element = match u(8) {
-            0 => ElementType::F32,
-            1 => ElementType::F16,
-            2 => ElementType::I8,
-            3 => ElementType::U8,
-            x => return Err(bad(format!("element code {x} at offset 8"))),
-        };
-        let metric = match u(12) {
-            0 => Metric::L2,
-            1 => Metric::Ip,
-            2 => Metric::Cosine,
-            x => return Err(bad(format!("metric code {x} at offset 12"))),
-        };
+        let element = ElementType::from_code(u(8))
+            .ok_or_else(|| bad(format!("element code {} at offset 8", u(8))))?;
+        let metric = Metric::from_code(u(12))
+            .ok_or_else(|| bad(format!("metric code {} at offset 12", u(12))))?;
         let n = u64::from_le_bytes(b[16..24].try_into().map_err(|_| bad("n".into()))?);
         let (dim, r) = (u(4) as usize, u(24) as usize);
         if dim == 0 || dim > crate::dataset::MAX_DIM || !(1..=1024).contains(&r) {

@@ -444,6 +444,8 @@ impl<T: Element> DiskAnnIndex<T> {
             })?;
             frontier = next;
         }
+        hot.records.shrink_to_fit();
+        hot.slots.shrink_to_fit();
         Ok(hot)
     }
 

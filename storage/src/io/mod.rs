@@ -10,7 +10,7 @@ mod pread;
 #[cfg(target_os = "linux")]
 mod uring;
 
-pub use mmap::MmapReader;
+pub use mmap::{thread_major_faults, MappedSection, MmapReader};
 pub use pread::PreadReader;
 #[cfg(target_os = "linux")]
 pub use uring::UringReader;
