@@ -13,8 +13,8 @@
 //! - **Search** (`search.rs`): beam search; each round reads the W best unexpanded candidates (by
 //!   PQ distance) as one batch, re-ranks with the exact distance of the vectors that arrived with
 //!   the nodes. `search_batch` interleaves several queries so one thread keeps W x queries reads
-//!   in flight. A BFS hot set of nodes around the medoid is copied into RAM at open (node
-//!   records only, as DiskANN's node cache does), and a block cache can sit behind it.
+//!   in flight. A hot set of nodes - the ones sample searches at open visit most - is copied
+//!   into RAM (node records only, as DiskANN's node cache does); a block cache can sit behind it.
 
 pub mod layout;
 pub mod pq;
@@ -35,6 +35,7 @@ use pq::Pq;
 use quiver_storage::cache::{BlockCache, CachedReader, MokaBlockCache};
 use quiver_storage::io::{open_reader, BlockReader, ReadRequest};
 use quiver_storage::{BlockFile, BlockFileWriter};
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::path::Path;
 use std::sync::Arc;
@@ -415,22 +416,102 @@ impl<T: Element> DiskAnnIndex<T> {
         ReadRequest::blocks(b, n).unwrap_or(ReadRequest::block(b))
     }
 
-    /// The first `max_nodes` nodes in BFS order from the medoid, their records copied.
+    /// The static hot set: the `max_nodes` nodes that searches visit most, their records copied
+    /// into RAM. Visits are counted over sample searches at open - the vectors of evenly spaced
+    /// nodes as queries, one per 8 hot nodes (at least 256, at most 20,000), L = 40 - the way
+    /// DiskANN picks its cache from sample queries; ties and any remainder follow BFS order from
+    /// the medoid.
     fn hot_set(&self, max_nodes: usize) -> Result<HotNodes> {
         let layout = self.meta.layout;
+        let n = self.meta.n as usize;
+        let max_nodes = max_nodes.min(n);
         let mut hot = HotNodes {
             node_len: layout.node_len,
             ..Default::default()
         };
-        let max_nodes = max_nodes.min(self.meta.n as usize);
+        if max_nodes == 0 {
+            return Ok(hot);
+        }
+        // 1. Sample searches.
+        let samples = (max_nodes / 8).clamp(256.min(n), 20_000.min(n));
+        let ids: Vec<u32> = (0..samples).map(|i| (i * n / samples) as u32).collect();
+        let dim = self.meta.dim;
+        let mut queries = vec![0f32; samples * dim];
+        let reqs: Vec<ReadRequest> = ids.iter().map(|&id| self.request(id)).collect();
+        self.reader().read_batch(&reqs, &mut |i, buf| {
+            let node = layout.node_bytes(buf, ids[i], self.block_size)?;
+            let v: Vec<T> = bytemuck::pod_collect_to_vec(&node[..layout.vec_bytes]);
+            for (o, x) in queries[i * dim..(i + 1) * dim].iter_mut().zip(v) {
+                *o = x.to_f32();
+            }
+            Ok(())
+        })?;
+        let sp = SearchParams {
+            search_list: Some(40),
+            beam_width: Some(DEFAULT_BEAM_WIDTH),
+            ..Default::default()
+        };
+        let traces: Vec<Vec<u32>> = queries
+            .par_chunks(dim * 8)
+            .map(|qs| search::run_traced(self, qs, 10, &sp, None, true))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .map(|(_, _, t)| t)
+            .collect();
+        let mut counts = vec![0u32; n];
+        for t in &traces {
+            for &id in t {
+                counts[id as usize] += 1;
+            }
+        }
+        // 2. BFS order from the medoid ranks ties and fills the rest.
+        let bfs = self.bfs_order(max_nodes)?;
+        let mut rank = vec![u32::MAX; n];
+        for (r, &id) in bfs.iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        let mut chosen: Vec<u32> = (0..n as u32).filter(|&i| counts[i as usize] > 0).collect();
+        chosen.sort_unstable_by_key(|&i| {
+            (std::cmp::Reverse(counts[i as usize]), rank[i as usize], i)
+        });
+        chosen.truncate(max_nodes);
+        let mut taken: RoaringBitmap = chosen.iter().copied().collect();
+        for &id in &bfs {
+            if chosen.len() >= max_nodes {
+                break;
+            }
+            if taken.insert(id) {
+                chosen.push(id);
+            }
+        }
+        // 3. Copy their records.
+        chosen.sort_unstable();
+        for batch in chosen.chunks(4096) {
+            let reqs: Vec<ReadRequest> = batch.iter().map(|&id| self.request(id)).collect();
+            self.reader().read_batch(&reqs, &mut |i, buf| {
+                let node = layout.node_bytes(buf, batch[i], self.block_size)?;
+                hot.insert(batch[i], &node);
+                Ok(())
+            })?;
+        }
+        hot.records.shrink_to_fit();
+        hot.slots.shrink_to_fit();
+        Ok(hot)
+    }
+
+    /// The first `max_nodes` nodes in BFS order from the medoid.
+    fn bfs_order(&self, max_nodes: usize) -> Result<Vec<u32>> {
+        let layout = self.meta.layout;
+        let mut out = Vec::with_capacity(max_nodes);
         let mut seen = RoaringBitmap::new();
         let mut frontier = vec![self.meta.medoid];
         seen.insert(self.meta.medoid);
-        while !frontier.is_empty() && hot.len() < max_nodes {
-            frontier.truncate(max_nodes - hot.len());
+        let path = self.reader().path().to_path_buf();
+        while !frontier.is_empty() && out.len() < max_nodes {
+            frontier.truncate(max_nodes - out.len());
             let mut next = Vec::new();
             let reqs: Vec<ReadRequest> = frontier.iter().map(|&id| self.request(id)).collect();
-            let path = self.reader().path().to_path_buf();
             self.reader().read_batch(&reqs, &mut |i, buf| {
                 let id = frontier[i];
                 let node = layout.node_bytes(buf, id, self.block_size)?;
@@ -439,14 +520,12 @@ impl<T: Element> DiskAnnIndex<T> {
                         next.push(nb);
                     }
                 }
-                hot.insert(id, &node);
                 Ok(())
             })?;
+            out.extend_from_slice(&frontier);
             frontier = next;
         }
-        hot.records.shrink_to_fit();
-        hot.slots.shrink_to_fit();
-        Ok(hot)
+        Ok(out)
     }
 
     /// The reader searches go through (the cached one when a cache is configured).

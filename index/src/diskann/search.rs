@@ -86,6 +86,8 @@ struct Query<T> {
     pool: Vec<Neighbor>,
     stats: SearchStats,
     done: bool,
+    /// Nodes expanded, in order, when tracing.
+    trace: Option<Vec<u32>>,
 }
 
 impl<T: Element> Query<T> {
@@ -114,6 +116,25 @@ pub(super) fn run<T: Element>(
     params: &SearchParams,
     allow: Option<&RoaringBitmap>,
 ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
+    Ok(run_traced(idx, queries, k, params, allow, false)?
+        .into_iter()
+        .map(|(r, s, _)| (r, s))
+        .collect())
+}
+
+/// One query's result, stats and (when tracing) the nodes it expanded.
+pub(super) type Traced = (Vec<Neighbor>, SearchStats, Vec<u32>);
+
+/// As [`run`]; with `trace`, each query also returns the nodes it expanded (how the hot set
+/// learns which nodes searches visit most).
+pub(super) fn run_traced<T: Element>(
+    idx: &DiskAnnIndex<T>,
+    queries: &[f32],
+    k: usize,
+    params: &SearchParams,
+    allow: Option<&RoaringBitmap>,
+    trace: bool,
+) -> Result<Vec<Traced>> {
     let meta = &idx.meta;
     let dim = meta.dim;
     check_batch(dim, queries)?;
@@ -144,6 +165,7 @@ pub(super) fn run<T: Element>(
             pool: Vec::with_capacity(l),
             stats: SearchStats::default(),
             done: false,
+            trace: trace.then(Vec::new),
         };
         st.visited.insert(meta.medoid);
         let d = Pq::distance(&st.table, code(meta.medoid));
@@ -170,6 +192,9 @@ pub(super) fn run<T: Element>(
             }
             if let Some(c) = st.cand.iter_mut().find(|c| c.id == id) {
                 c.state = DONE;
+            }
+            if let Some(t) = st.trace.as_mut() {
+                t.push(id);
             }
             for &nb in layout.neighbors(node, meta.n, &path, id)? {
                 if st.visited.insert(nb) {
@@ -268,7 +293,7 @@ pub(super) fn run<T: Element>(
             st.pool.sort_by(|a, b| a.cmp_key(b));
             st.pool.dedup_by_key(|n| n.id);
             st.pool.truncate(k);
-            (st.pool, st.stats)
+            (st.pool, st.stats, st.trace.unwrap_or_default())
         })
         .collect())
 }

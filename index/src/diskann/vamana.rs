@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// A list may grow to `SLACK * R` reverse edges before it is pruned (fewer prunes while
@@ -88,7 +88,14 @@ impl Scratch {
 struct Builder<'a> {
     data: &'a [f32],
     dim: usize,
-    adj: Vec<Mutex<Vec<u32>>>,
+    /// `cap + 1` words per node: count, then ids. Written only under the node's lock, read
+    /// without it (a list being rewritten may be seen half old, half new; every word is a valid
+    /// id, which is all the greedy search needs). One flat array: one cache miss per list,
+    /// where a `Mutex<Vec>` per node costs three dependent ones.
+    adj: Vec<AtomicU32>,
+    locks: Vec<Mutex<()>>,
+    /// Longest a list may grow before it is pruned (`SLACK * R`).
+    cap: usize,
     entry: u32,
     r: usize,
     l: usize,
@@ -101,9 +108,31 @@ impl Builder<'_> {
 
     fn neighbors_into(&self, i: u32, out: &mut Vec<u32>) {
         out.clear();
-        if let Ok(g) = self.adj[i as usize].lock() {
-            out.extend_from_slice(&g);
+        let w = self.cap + 1;
+        let Some(words) = self.adj.get(i as usize * w..(i as usize + 1) * w) else {
+            return;
+        };
+        let c = (words[0].load(Ordering::Acquire) as usize).min(self.cap);
+        out.extend(words[1..=c].iter().map(|x| x.load(Ordering::Relaxed)));
+    }
+
+    /// Replaces node `i`'s list (the caller holds `locks[i]`): ids first, then the count.
+    fn write_list(&self, i: u32, ids: &[u32]) {
+        let w = self.cap + 1;
+        let Some(words) = self.adj.get(i as usize * w..(i as usize + 1) * w) else {
+            return;
+        };
+        let c = ids.len().min(self.cap);
+        for (slot, &x) in words[1..=c].iter().zip(ids) {
+            slot.store(x, Ordering::Relaxed);
         }
+        words[0].store(c as u32, Ordering::Release);
+    }
+
+    fn lock(&self, i: u32) -> std::sync::MutexGuard<'_, ()> {
+        self.locks[i as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Greedy search for `q` from the entry point; leaves the expanded nodes in `s.expanded`.
@@ -125,12 +154,18 @@ impl Builder<'_> {
             s.expanded.push((d, node));
             let mut nbrs = std::mem::take(&mut s.nbrs);
             self.neighbors_into(node, &mut nbrs);
+            // Unvisited neighbors only, their rows requested before any distance is computed
+            // (the loads overlap instead of stalling one by one).
+            nbrs.retain(|&nb| {
+                let fresh = s.stamp[nb as usize] != s.gen;
+                s.stamp[nb as usize] = s.gen;
+                fresh
+            });
+            for &nb in &nbrs {
+                crate::simd::prefetch(bytemuck::cast_slice(self.row(nb)));
+            }
             let mut lowest = usize::MAX;
             for &nb in &nbrs {
-                if s.stamp[nb as usize] == s.gen {
-                    continue;
-                }
-                s.stamp[nb as usize] = s.gen;
                 let dn = l2(q, self.row(nb));
                 if s.cand.len() >= self.l && dn >= s.cand[s.cand.len() - 1].0 {
                     continue;
@@ -152,6 +187,9 @@ impl Builder<'_> {
         pool.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         pool.dedup_by_key(|c| c.1);
         pool.truncate(MAX_POOL);
+        for c in pool.iter() {
+            crate::simd::prefetch(bytemuck::cast_slice(self.row(c.1)));
+        }
         out.clear();
         let mut occlude = vec![0f32; pool.len()];
         // Exact duplicates (distance 0) would occlude each other after the first pick and become
@@ -210,28 +248,29 @@ impl Builder<'_> {
         }
         let mut kept = Vec::with_capacity(self.r);
         self.prune(p, &mut pool, alpha, &mut kept);
-        if let Ok(mut g) = self.adj[p as usize].lock() {
-            g.clone_from(&kept);
+        {
+            let _g = self.lock(p);
+            self.write_list(p, &kept);
         }
-        let cap = ((self.r as f32 * SLACK) as usize).max(self.r);
+        let mut list = Vec::with_capacity(self.cap + 1);
         for &j in &kept {
-            let Ok(mut g) = self.adj[j as usize].lock() else {
-                continue;
-            };
-            if g.contains(&p) {
+            let _g = self.lock(j);
+            self.neighbors_into(j, &mut list);
+            if list.contains(&p) {
                 continue;
             }
-            if g.len() < cap {
-                g.push(p);
+            if list.len() < self.cap {
+                list.push(p);
+                self.write_list(j, &list);
                 continue;
             }
             let jr = self.row(j);
             pool.clear();
-            pool.extend(g.iter().map(|&c| (l2(jr, self.row(c)), c)));
+            pool.extend(list.iter().map(|&c| (l2(jr, self.row(c)), c)));
             pool.push((l2(jr, q), p));
             let mut out = Vec::with_capacity(self.r);
             self.prune(j, &mut pool, alpha, &mut out);
-            *g = out;
+            self.write_list(j, &out);
         }
         s.expanded = pool;
     }
@@ -248,12 +287,16 @@ pub fn build(
 ) -> (Vec<Vec<u32>>, u32) {
     let n = data.len() / dim;
     let entry = medoid(data, dim);
+    let r = p.max_degree.max(1);
+    let cap = ((r as f32 * SLACK) as usize).max(r);
     let b = Builder {
         data,
         dim,
-        adj: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+        adj: (0..n * (cap + 1)).map(|_| AtomicU32::new(0)).collect(),
+        locks: (0..n).map(|_| Mutex::new(())).collect(),
+        cap,
         entry,
-        r: p.max_degree.max(1),
+        r,
         l: p.build_list.max(p.max_degree).max(1),
     };
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -284,10 +327,8 @@ pub fn build(
     let adj: Vec<Vec<u32>> = (0..n as u32)
         .into_par_iter()
         .map_init(Vec::new, |pool, i| {
-            let g = b.adj[i as usize]
-                .lock()
-                .map(|g| g.clone())
-                .unwrap_or_default();
+            let mut g = Vec::with_capacity(b.cap);
+            b.neighbors_into(i, &mut g);
             if g.len() <= b.r {
                 return g;
             }
