@@ -1,16 +1,8 @@
 #!/usr/bin/env bash
-# The 1M comparison of issue 3: generates the synthetic 1,000,000 x 128 set with 10,000 queries
-# (seed 42) and its ground truth once under $DATA (outside git, reused when present), then runs
-# benches/diskann_compare.sh on it. Tens of minutes on 2 cores; run in the background:
+# The 1M comparison of issue 3: the synthetic 1,000,000 x 128 set (benches/synth1m_data.sh), then
+# benches/diskann_compare.sh on it, uncached and with 100,000 cached nodes on both sides. Tens of
+# minutes on 2 cores; run in the background:
 #   nohup benches/diskann_1m.sh > /work/bench-work/diskann-1m.log 2>&1 &
 set -euo pipefail
-DATA=${DATA:-/work/bench-work/data/synth1m}
-Q=target/release/quiver
-cargo build --release -p quiver-cli
-if [ ! -f "$DATA/gt.ibin" ]; then
-  rm -rf "$DATA"
-  $Q dataset gen --n 1000000 --dim 128 --queries 10000 --seed 42 --out "$DATA"
-  $Q dataset gt --base "$DATA/base.fbin" --queries "$DATA/query.fbin" --k 100 --out "$DATA/gt.ibin"
-fi
-# The cached sweep holds 100,000 nodes (10% of the set) in RAM on both sides.
+. benches/synth1m_data.sh
 CACHE_NODES=${CACHE_NODES:-100000} benches/diskann_compare.sh synth1m "$DATA/base.fbin" "$DATA/query.fbin" "$DATA/gt.ibin"

@@ -55,25 +55,32 @@ def main():
               f"{b1.get('peak_rss_bytes', 0) / 2**20:.0f} MiB), diskannpy {b2['build_seconds']:.1f} s "
               f"(ratio {b1['build_seconds'] / b2['build_seconds']:.2f}).")
     ours, peer = [r for r in ours_all if not cached(r)], [r for r in peer_all if not cached(r)]
+    plot(f"DiskANN on {name}", "QPS (2 threads, O_DIRECT, no cache)",
+         {"Quiver DiskANN": ours, "diskannpy": peer}, f"docs/diskann-{name}.png")
+
+
+def plot(title, ylabel, series, path):
+    """Recall@10 vs QPS (log) of each labelled list of rows, saved as a PNG at path."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for lab, rs in (("Quiver DiskANN", ours), ("diskannpy", peer)):
-            rs = sorted(rs, key=lambda r: r["recall"])
-            ax.plot([r["recall"] for r in rs], [r["qps"] for r in rs], marker="o", label=lab)
-        ax.set_xlabel("recall@10")
-        ax.set_ylabel("QPS (2 threads, O_DIRECT, no cache)")
-        ax.set_yscale("log")
-        ax.set_title(f"DiskANN on {name}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(f"docs/diskann-{name}.png", dpi=110)
-        print(f"\nplot: docs/diskann-{name}.png")
     except ImportError:
         print("\n(matplotlib missing: no plot)")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for lab, rs in series.items():
+        rs = sorted(rs, key=lambda r: r["recall"])
+        ax.plot([r["recall"] for r in rs], [r["qps"] for r in rs], marker="o", label=lab)
+    ax.set_xlabel("recall@10")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"\nplot: {path}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ mmap-served index warm and cold) and a recall-vs-QPS plot docs/hnsw-NAME.png:
   /work/venvs/ann/bin/python benches/hnsw_report.py NAME
 """
 import json, sys
-from diskann_report import interp
+from diskann_report import interp, plot
 
 
 def main():
@@ -48,25 +48,8 @@ def main():
             w = warm.get(ef, {})
             print(f"| {ef} | {r['recall']:.3f} | {r['qps']:,.0f} | {r['mean_ios']:.1f} | "
                   f"{w.get('qps', 0):,.0f} | {w.get('mean_ios', 0):.2f} |")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for lab in tools:
-            rs = sorted(series[lab], key=lambda r: r["recall"])
-            ax.plot([r["recall"] for r in rs], [r["qps"] for r in rs], marker="o", label=lab)
-        ax.set_xlabel("recall@10")
-        ax.set_ylabel("QPS (1 thread)")
-        ax.set_yscale("log")
-        ax.set_title(f"HNSW on {name} (M=16, efC=200)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(f"docs/hnsw-{name}.png", dpi=110)
-        print(f"\nplot: docs/hnsw-{name}.png")
-    except ImportError:
-        print("\n(matplotlib missing: no plot)")
+    plot(f"HNSW on {name} (M=16, efC=200)", "QPS (1 thread)",
+         {t: series[t] for t in tools}, f"docs/hnsw-{name}.png")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,53 @@ fn gen_gt_build_bench_inspect_pipeline() {
         "--json",
     ])
     .expect("bench");
+    // The graph indices through the same commands, with their knobs.
+    for (kind, knobs, bench) in [
+        (
+            "diskann",
+            vec![
+                "--max-degree",
+                "16",
+                "--build-list",
+                "32",
+                "--pq-bytes",
+                "4",
+            ],
+            vec![
+                "--backend",
+                "uring",
+                "--search-list",
+                "20,40",
+                "--hot-nodes",
+                "100",
+            ],
+        ),
+        (
+            "hnsw",
+            vec!["--m", "8", "--ef-construction", "40"],
+            vec!["--backend", "mmap", "--ef", "16,32"],
+        ),
+    ] {
+        let out = format!("{d}/{kind}");
+        let data = format!("{d}/base.fbin");
+        let mut b = vec!["build", "--kind", kind, "--data", &data, "--out", &out];
+        b.extend(knobs);
+        q(&b).unwrap_or_else(|e| panic!("build {kind}: {e:#}"));
+        let (qf, gf) = (format!("{d}/query.fbin"), format!("{d}/gt.ibin"));
+        let mut r = vec![
+            "bench",
+            "--index",
+            &out,
+            "--queries",
+            &qf,
+            "--gt",
+            &gf,
+            "--json",
+        ];
+        r.extend(bench);
+        q(&r).unwrap_or_else(|e| panic!("bench {kind}: {e:#}"));
+        q(&["inspect", &out, "--verify"]).unwrap_or_else(|e| panic!("inspect {kind}: {e:#}"));
+    }
     q(&["inspect", &format!("{d}/flat"), "--verify"]).expect("inspect");
     // Corrupt one data block: inspect --verify names file and offset.
     let v = format!("{d}/flat/vectors.qbf");
