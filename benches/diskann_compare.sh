@@ -19,6 +19,7 @@ Q=target/release/quiver
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 cargo build --release -p quiver-cli
 mkdir -p "$WORK" benches/results
+[ -s "$OUT" ] && mv "$OUT" "$OUT.prev"   # the last run's raw lines survive one re-run
 : > "$OUT"
 rm -rf "$WORK/quiver" "$WORK/diskannpy"
 drop
