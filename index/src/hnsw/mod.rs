@@ -305,7 +305,8 @@ impl<T: Element> HnswIndex<T> {
                 ));
             }
             if l > 0 {
-                upper_first[i] = slots as u32;
+                upper_first[i] = u32::try_from(slots)
+                    .map_err(|_| IndexError::bad_file(&path, "more than 2^32 upper-level slots"))?;
                 slots += l as u64;
             }
         }
