@@ -432,50 +432,57 @@ impl<T: Element> DiskAnnIndex<T> {
         if max_nodes == 0 {
             return Ok(hot);
         }
-        // 1. Sample searches.
+        // 1. Sample searches, a chunk at a time (temporaries at open are O(chunk), plus 2 bytes
+        // of visit count per node: the allocator tends to keep what open frees, and it would
+        // show in the index's RSS).
         let samples = (max_nodes / 8).clamp(256.min(n), 20_000.min(n));
-        let ids: Vec<u32> = (0..samples).map(|i| (i * n / samples) as u32).collect();
         let dim = self.meta.dim;
-        let mut queries = vec![0f32; samples * dim];
-        let reqs: Vec<ReadRequest> = ids.iter().map(|&id| self.request(id)).collect();
-        self.reader().read_batch(&reqs, &mut |i, buf| {
-            let node = layout.node_bytes(buf, ids[i], self.block_size)?;
-            let v: Vec<T> = bytemuck::pod_collect_to_vec(&node[..layout.vec_bytes]);
-            for (o, x) in queries[i * dim..(i + 1) * dim].iter_mut().zip(v) {
-                *o = x.to_f32();
-            }
-            Ok(())
-        })?;
         let sp = SearchParams {
             search_list: Some(40),
             beam_width: Some(DEFAULT_BEAM_WIDTH),
             ..Default::default()
         };
-        let traces: Vec<Vec<u32>> = queries
-            .par_chunks(dim * 8)
-            .map(|qs| search::run_traced(self, qs, 10, &sp, None, true))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .map(|(_, _, t)| t)
-            .collect();
-        let mut counts = vec![0u32; n];
-        for t in &traces {
-            for &id in t {
-                counts[id as usize] += 1;
+        let mut counts = vec![0u16; n];
+        let all: Vec<u32> = (0..samples).map(|i| (i * n / samples) as u32).collect();
+        for ids in all.chunks(256) {
+            let mut queries = vec![0f32; ids.len() * dim];
+            let reqs: Vec<ReadRequest> = ids.iter().map(|&id| self.request(id)).collect();
+            self.reader().read_batch(&reqs, &mut |i, buf| {
+                let node = layout.node_bytes(buf, ids[i], self.block_size)?;
+                let v: Vec<T> = bytemuck::pod_collect_to_vec(&node[..layout.vec_bytes]);
+                for (o, x) in queries[i * dim..(i + 1) * dim].iter_mut().zip(v) {
+                    *o = x.to_f32();
+                }
+                Ok(())
+            })?;
+            let traced = queries
+                .par_chunks(dim * 8)
+                .map(|qs| search::run_traced(self, qs, 10, &sp, None, true))
+                .collect::<Result<Vec<_>>>()?;
+            for (_, _, t) in traced.into_iter().flatten() {
+                for id in t {
+                    let c = &mut counts[id as usize];
+                    *c = c.saturating_add(1);
+                }
             }
         }
         // 2. BFS order from the medoid ranks ties and fills the rest.
         let bfs = self.bfs_order(max_nodes)?;
-        let mut rank = vec![u32::MAX; n];
-        for (r, &id) in bfs.iter().enumerate() {
-            rank[id as usize] = r as u32;
-        }
+        let rank: std::collections::HashMap<u32, u32> = bfs
+            .iter()
+            .enumerate()
+            .map(|(r, &id)| (id, r as u32))
+            .collect();
         let mut chosen: Vec<u32> = (0..n as u32).filter(|&i| counts[i as usize] > 0).collect();
         chosen.sort_unstable_by_key(|&i| {
-            (std::cmp::Reverse(counts[i as usize]), rank[i as usize], i)
+            (
+                std::cmp::Reverse(counts[i as usize]),
+                rank.get(&i).copied().unwrap_or(u32::MAX),
+                i,
+            )
         });
         chosen.truncate(max_nodes);
+        drop(counts);
         let mut taken: RoaringBitmap = chosen.iter().copied().collect();
         for &id in &bfs {
             if chosen.len() >= max_nodes {
