@@ -1,6 +1,7 @@
 //! What every index build shares: the input description and the files beside the index proper
 //! (external ids, payloads, manifest).
 
+use crate::dataset::VectorFileReader;
 use crate::error::{IndexError, Result};
 use crate::ids::ExternalIds;
 use crate::manifest::{Manifest, INDEX_FORMAT_MAJOR, INDEX_FORMAT_MINOR};
@@ -18,6 +19,30 @@ pub struct BuildInput {
     pub payloads: Option<PathBuf>,
     /// Metric.
     pub metric: Metric,
+}
+
+/// Opens the input's vector file for a build: its reader, element type, rows and
+/// dimension. Refuses id files, empty files and more rows than u32 ids can name (2^32 - 1).
+pub fn open_input(input: &BuildInput) -> Result<(VectorFileReader, ElementType, usize, usize)> {
+    let reader = VectorFileReader::open(&input.data)?;
+    let elem = reader
+        .dtype()
+        .element()
+        .ok_or_else(|| IndexError::bad_file(&input.data, "holds i32 ids, not vectors"))?;
+    let (n, dim) = (reader.rows(), reader.dim());
+    if n == 0 {
+        return Err(IndexError::bad_file(
+            &input.data,
+            "empty dataset: no vectors to index",
+        ));
+    }
+    if n >= u32::MAX as usize {
+        return Err(IndexError::bad_file(
+            &input.data,
+            format!("{n} rows exceed the 2^32 - 1 one index holds"),
+        ));
+    }
+    Ok((reader, elem, n, dim))
 }
 
 /// Creates the output directory; refuses to build over a directory that holds other files.

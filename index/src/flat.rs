@@ -1,9 +1,9 @@
 //! The exact index: vectors in one block file, loaded into RAM at open, searched by a parallel
 //! brute-force scan. Also the reference other indices are measured against.
 
-use crate::build::{finish_index_dir, prepare_out_dir, BuildInput};
+use crate::build::{finish_index_dir, open_input, prepare_out_dir, BuildInput};
 use crate::contract::{prepare_query, OpenOptions, SearchParams, SearchStats, VectorIndex};
-use crate::dataset::{Matrix, VectorFileReader};
+use crate::dataset::Matrix;
 use crate::distance::{normalize, Element};
 use crate::error::{IndexError, Result};
 use crate::manifest::Manifest;
@@ -45,24 +45,7 @@ pub fn stored_bytes(metric: Metric, chunk: &Matrix) -> Result<Vec<u8>> {
 /// Builds a flat index from `input` into `out`, streaming the data file; `progress` is called
 /// with the rows written so far.
 pub fn build(input: &BuildInput, out: &Path, progress: &dyn Fn(u64)) -> Result<Manifest> {
-    let mut reader = VectorFileReader::open(&input.data)?;
-    let elem = reader
-        .dtype()
-        .element()
-        .ok_or_else(|| IndexError::bad_file(&input.data, "holds i32 ids, not vectors"))?;
-    let (n, dim) = (reader.rows(), reader.dim());
-    if n == 0 {
-        return Err(IndexError::bad_file(
-            &input.data,
-            "empty dataset: no vectors to index",
-        ));
-    }
-    if n > u32::MAX as usize {
-        return Err(IndexError::bad_file(
-            &input.data,
-            format!("{n} rows exceed the 2^32 one index holds"),
-        ));
-    }
+    let (mut reader, elem, n, dim) = open_input(input)?;
     prepare_out_dir(out)?;
     let mut w = BlockFileWriter::create(out.join(VECTORS_FILE), "flat.vectors")?;
     w.begin_section("vectors")?;

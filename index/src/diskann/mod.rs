@@ -21,7 +21,7 @@ pub mod pq;
 mod search;
 pub mod vamana;
 
-use crate::build::{finish_index_dir, prepare_out_dir, BuildInput};
+use crate::build::{finish_index_dir, open_input, prepare_out_dir, BuildInput};
 use crate::contract::{OpenOptions, SearchParams, SearchStats, VectorIndex};
 use crate::dataset::VectorFileReader;
 use crate::distance::{normalize, Element};
@@ -132,24 +132,7 @@ pub fn build(
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<Manifest> {
     let t0 = Instant::now();
-    let mut reader = VectorFileReader::open(&input.data)?;
-    let elem = reader
-        .dtype()
-        .element()
-        .ok_or_else(|| IndexError::bad_file(&input.data, "holds i32 ids, not vectors"))?;
-    let (n, dim) = (reader.rows(), reader.dim());
-    if n == 0 {
-        return Err(IndexError::bad_file(
-            &input.data,
-            "empty dataset: no vectors to index",
-        ));
-    }
-    if n >= u32::MAX as usize {
-        return Err(IndexError::bad_file(
-            &input.data,
-            format!("{n} rows exceed the 2^32 - 1 one index holds"),
-        ));
-    }
+    let (mut reader, elem, n, dim) = open_input(input)?;
     let r = params.max_degree;
     if !(1..=1024).contains(&r) {
         return Err(IndexError::InvalidArgument(format!(

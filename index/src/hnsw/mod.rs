@@ -17,11 +17,10 @@ pub mod layout;
 mod search;
 mod sq8;
 
-use crate::build::{finish_index_dir, prepare_out_dir, BuildInput};
+use crate::build::{finish_index_dir, open_input, prepare_out_dir, BuildInput};
 use crate::contract::{
     check_batch, prepare_query, OpenOptions, SearchParams, SearchStats, VectorIndex,
 };
-use crate::dataset::VectorFileReader;
 use crate::diskann::Layout;
 use crate::distance::Element;
 use crate::error::{IndexError, Result};
@@ -91,24 +90,7 @@ pub fn build(
     out: &Path,
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<Manifest> {
-    let mut reader = VectorFileReader::open(&input.data)?;
-    let elem = reader
-        .dtype()
-        .element()
-        .ok_or_else(|| IndexError::bad_file(&input.data, "holds i32 ids, not vectors"))?;
-    let (n, dim) = (reader.rows(), reader.dim());
-    if n == 0 {
-        return Err(IndexError::bad_file(
-            &input.data,
-            "empty dataset: no vectors to index",
-        ));
-    }
-    if n >= u32::MAX as usize {
-        return Err(IndexError::bad_file(
-            &input.data,
-            format!("{n} rows exceed the 2^32 - 1 one index holds"),
-        ));
-    }
+    let (mut reader, elem, n, dim) = open_input(input)?;
     if !(2..=layout::MAX_M).contains(&params.m) {
         return Err(IndexError::InvalidArgument(format!(
             "--m {} must be in 2..={}",
