@@ -32,17 +32,8 @@ fn input(data: PathBuf, metric: Metric) -> BuildInput {
 }
 
 fn build_dir(dir: &Path, m: &Matrix, metric: Metric, p: &DiskAnnParams) -> PathBuf {
-    let ext = match &m.data {
-        VecData::F32(_) => "fbin",
-        VecData::F16(_) => "f16bin",
-        VecData::I8(_) => "i8bin",
-        VecData::U8(_) => "u8bin",
-        _ => "npy",
-    };
-    let data = dir.join(format!("data-{metric}.{ext}"));
-    write_matrix(&data, m).expect("write");
     let out = dir.join(format!("dk-{metric}"));
-    diskann::build(&input(data, metric), p, &out, &|_, _, _| {}).expect("build");
+    diskann::build(&crate::write_input(dir, m, metric), p, &out, &|_, _, _| {}).expect("build");
     out
 }
 

@@ -21,23 +21,8 @@ fn params(m: usize) -> HnswParams {
 }
 
 fn build_dir(dir: &Path, m: &Matrix, metric: Metric, p: &HnswParams) -> PathBuf {
-    let ext = match &m.data {
-        VecData::F32(_) => "fbin",
-        VecData::F16(_) => "f16bin",
-        VecData::I8(_) => "i8bin",
-        VecData::U8(_) => "u8bin",
-        _ => "npy",
-    };
-    let data = dir.join(format!("data-{metric}.{ext}"));
-    write_matrix(&data, m).expect("write");
     let out = dir.join(format!("hnsw-{metric}"));
-    let input = BuildInput {
-        data,
-        ids: None,
-        payloads: None,
-        metric,
-    };
-    hnsw::build(&input, p, &out, &|_, _, _| {}).expect("build");
+    hnsw::build(&crate::write_input(dir, m, metric), p, &out, &|_, _, _| {}).expect("build");
     out
 }
 

@@ -98,3 +98,28 @@ pub fn synth(n: usize, dim: usize, normalize: bool, seed: u64) -> (Vec<f32>, Vec
         mx.queries(50, quiver_index::synth::QuerySkew::Uniform),
     )
 }
+
+/// Writes `m` under `dir` in the file format of its element type and returns the build input for
+/// `metric` (no ids, no payloads).
+pub fn write_input(
+    dir: &std::path::Path,
+    m: &quiver_index::dataset::Matrix,
+    metric: quiver_index::Metric,
+) -> quiver_index::build::BuildInput {
+    use quiver_index::dataset::VecData;
+    let ext = match &m.data {
+        VecData::F32(_) => "fbin",
+        VecData::F16(_) => "f16bin",
+        VecData::I8(_) => "i8bin",
+        VecData::U8(_) => "u8bin",
+        _ => "npy",
+    };
+    let data = dir.join(format!("data-{metric}.{ext}"));
+    quiver_index::dataset::write_matrix(&data, m).expect("write");
+    quiver_index::build::BuildInput {
+        data,
+        ids: None,
+        payloads: None,
+        metric,
+    }
+}
