@@ -17,6 +17,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 /// Default bytes per registered buffer: requests up to this size use `READ_FIXED`, larger ones a
 /// one-off aligned buffer.
@@ -24,6 +25,10 @@ pub const DEFAULT_SLOT_BYTES: usize = 16 * 1024;
 
 /// Most idle rings kept per reader.
 const MAX_IDLE_RINGS: usize = 64;
+/// A ring idle this long is dropped at the next return of any ring: rings are reused only by
+/// the thread that made them, and a thread pool that retires idle threads (tokio's blocking
+/// pool, after 10 s) would otherwise leave rings with registered buffers behind.
+const IDLE_RING_TTL: Duration = Duration::from_secs(30);
 
 /// Reads blocks through pooled io_uring instances.
 pub struct UringReader {
@@ -36,7 +41,9 @@ pub struct UringReader {
     slot_bytes: usize,
     /// Idle rings, each tagged with the thread that created it: a ring is only reused by its
     /// creator, which lets the kernel run it single-issuer with deferred task work.
-    rings: Mutex<Vec<(ThreadId, Ring)>>,
+    rings: Mutex<Vec<(ThreadId, Instant, Ring)>>,
+    /// [`IDLE_RING_TTL`], a field so tests can shorten it.
+    ring_ttl: Duration,
 }
 
 struct Ring {
@@ -100,6 +107,7 @@ impl UringReader {
             queue_depth,
             slot_bytes,
             rings: Mutex::new(Vec::new()),
+            ring_ttl: IDLE_RING_TTL,
         };
         // Fail here (so the caller can fall back) rather than on the first search.
         let ring = reader.new_ring()?;
@@ -167,8 +175,8 @@ impl UringReader {
             .rings
             .lock()
             .map(|mut v| {
-                let i = v.iter().position(|(t, _)| *t == me)?;
-                Some(v.swap_remove(i).1)
+                let i = v.iter().position(|(t, _, _)| *t == me)?;
+                Some(v.swap_remove(i).2)
             })
             .unwrap_or(None);
         match pooled {
@@ -179,12 +187,15 @@ impl UringReader {
 
     fn put_ring(&self, ring: Ring) {
         if let Ok(mut v) = self.rings.lock() {
-            // Threads come and go (a server's blocking pool): keep the pool bounded by dropping
-            // the ring idle longest.
+            // Threads come and go (a server's blocking pool): drop rings idle past the TTL
+            // (most likely their thread has exited), and keep the pool bounded by dropping the
+            // ring idle longest.
+            let ttl = self.ring_ttl;
+            v.retain(|(_, since, _)| since.elapsed() < ttl);
             if v.len() >= MAX_IDLE_RINGS {
                 v.remove(0);
             }
-            v.push((std::thread::current().id(), ring));
+            v.push((std::thread::current().id(), Instant::now(), ring));
         }
     }
 
@@ -372,5 +383,50 @@ impl BlockReader for UringReader {
             self.put_ring(ring);
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::BlockReader;
+    use crate::BlockFileWriter;
+
+    fn idle_rings(r: &UringReader) -> usize {
+        r.rings.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn rings_of_exited_threads_are_dropped_after_the_ttl() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("f.qbf");
+        let mut w = BlockFileWriter::create(&path, "test").expect("create");
+        w.write_section("data", &[7u8; 3 * 4092]).expect("write");
+        w.finish().expect("finish");
+        let file = BlockFile::open(&path).expect("open");
+        let Ok(mut r) = UringReader::open(&file, 4) else {
+            return; // no io_uring on this kernel: nothing to pool
+        };
+        let read = |r: &UringReader| {
+            let first = file.section("data").expect("section").first_block;
+            r.read_batch(&[ReadRequest::block(first)], &mut |_, b| {
+                assert_eq!(b[0], 7);
+                Ok(())
+            })
+            .expect("read");
+        };
+        // Default TTL: another thread's ring stays pooled beside this thread's.
+        std::thread::scope(|s| {
+            s.spawn(|| read(&r));
+        });
+        read(&r);
+        assert_eq!(idle_rings(&r), 2);
+        // TTL 0: returning a ring drops every idle one, so only this thread's remains.
+        r.ring_ttl = Duration::ZERO;
+        std::thread::scope(|s| {
+            s.spawn(|| read(&r));
+        });
+        read(&r);
+        assert_eq!(idle_rings(&r), 1);
     }
 }
