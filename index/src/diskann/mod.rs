@@ -314,6 +314,8 @@ pub struct DiskAnnIndex<T: Element> {
     /// The static hot set: node records held in RAM, searched before any read.
     hot: HotNodes,
     dynamic_cache_bytes: u64,
+    /// Per-query search buffers returned by finished batches.
+    bufs: std::sync::Mutex<Vec<search::QueryBufs>>,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -371,6 +373,7 @@ impl<T: Element> DiskAnnIndex<T> {
             block_size: file.block_size(),
             hot: HotNodes::default(),
             dynamic_cache_bytes: 0,
+            bufs: std::sync::Mutex::new(Vec::new()),
             _t: std::marker::PhantomData,
         };
         // Without an explicit hot-node count, half the budget holds the BFS hot set around the

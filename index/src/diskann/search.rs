@@ -37,6 +37,7 @@ struct Cand {
 }
 
 /// Open-addressing set of u32 ids (the ids a query has scored), sized to the search.
+#[derive(Default)]
 struct IdSet {
     slots: Vec<u32>,
     len: usize,
@@ -45,11 +46,15 @@ struct IdSet {
 impl IdSet {
     const EMPTY: u32 = u32::MAX;
 
-    fn with_capacity(c: usize) -> Self {
-        IdSet {
-            slots: vec![Self::EMPTY; (c * 2).next_power_of_two().max(64)],
-            len: 0,
+    /// Empties the set, sized for about `c` ids (the slots are kept when big enough).
+    fn reset(&mut self, c: usize) {
+        let want = (c * 2).next_power_of_two().max(64);
+        if self.slots.len() >= want && self.slots.len() <= 4 * want {
+            self.slots.fill(Self::EMPTY);
+        } else {
+            self.slots = vec![Self::EMPTY; want];
         }
+        self.len = 0;
     }
 
     /// Inserts `id`; false if it was present.
@@ -77,6 +82,19 @@ impl IdSet {
         }
     }
 }
+
+/// The buffers a query's search fills, reused from one batch to the next (the index keeps a
+/// pool), so a query allocates nothing proportional to L x R.
+#[derive(Default)]
+pub(super) struct QueryBufs {
+    table: Vec<f32>,
+    cand: Vec<Cand>,
+    visited: IdSet,
+    pool: Vec<Neighbor>,
+}
+
+/// Most buffer sets an index keeps for reuse.
+const MAX_POOLED_BUFS: usize = 256;
 
 struct Query<T> {
     q: Vec<T>,
@@ -152,17 +170,26 @@ pub(super) fn run_traced<T: Element>(
     }
     let m = idx.pq.m();
     let code = |id: u32| &idx.codes[id as usize * m..(id as usize + 1) * m];
-    let mut qs: Vec<Query<T>> = Vec::with_capacity(queries.len() / dim);
+    let nq = queries.len() / dim;
+    let mut bufs: Vec<QueryBufs> = {
+        let mut pooled = idx.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        let at = pooled.len().saturating_sub(nq);
+        pooled.split_off(at)
+    };
+    let mut qs: Vec<Query<T>> = Vec::with_capacity(nq);
     for q in queries.chunks_exact(dim) {
         let qt = prepare_query::<T>(&idx.manifest, q, k)?;
-        let mut table = Vec::new();
-        idx.pq.table(&idx.nav_query(q), &mut table);
+        let mut b = bufs.pop().unwrap_or_default();
+        idx.pq.table(&idx.nav_query(q), &mut b.table);
+        b.cand.clear();
+        b.pool.clear();
+        b.visited.reset(l * meta.max_degree.min(64));
         let mut st = Query {
             q: qt,
-            table,
-            cand: Vec::with_capacity(l + 1),
-            visited: IdSet::with_capacity(l * meta.max_degree.min(64)),
-            pool: Vec::with_capacity(l),
+            table: b.table,
+            cand: b.cand,
+            visited: b.visited,
+            pool: b.pool,
             stats: SearchStats::default(),
             done: false,
             trace: trace.then(Vec::new),
@@ -287,13 +314,25 @@ pub(super) fn run_traced<T: Element>(
             Source::Cached(c) => c.read_batch_tagged(&reqs, &mut on_read)?,
         };
     }
-    Ok(qs
+    let mut back = Vec::with_capacity(qs.len());
+    let out = qs
         .into_iter()
         .map(|mut st| {
             st.pool.sort_by(|a, b| a.cmp_key(b));
             st.pool.dedup_by_key(|n| n.id);
-            st.pool.truncate(k);
-            (st.pool, st.stats, st.trace.unwrap_or_default())
+            let top = st.pool[..k.min(st.pool.len())].to_vec();
+            back.push(QueryBufs {
+                table: st.table,
+                cand: st.cand,
+                visited: st.visited,
+                pool: st.pool,
+            });
+            (top, st.stats, st.trace.unwrap_or_default())
         })
-        .collect())
+        .collect();
+    let mut pooled = idx.bufs.lock().unwrap_or_else(|e| e.into_inner());
+    if pooled.len() + back.len() <= MAX_POOLED_BUFS {
+        pooled.extend(back);
+    }
+    Ok(out)
 }
