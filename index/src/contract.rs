@@ -175,6 +175,22 @@ pub fn prepare_query<T: Element>(m: &Manifest, query: &[f32], k: usize) -> Resul
         .collect()
 }
 
+/// Boxes `$index::<T>::$ctor(dir, manifest, opts)?` for the element type `T` the manifest names:
+/// the one place an index kind's open turns the run-time element type into its generic one.
+macro_rules! open_typed {
+    ($index:ident :: $ctor:ident, $dir:expr, $m:expr, $opts:expr) => {{
+        let (dir, m, opts) = ($dir, $m, $opts);
+        let index: Box<dyn $crate::contract::VectorIndex> = match m.element {
+            $crate::metric::ElementType::F32 => Box::new($index::<f32>::$ctor(dir, m, opts)?),
+            $crate::metric::ElementType::F16 => Box::new($index::<half::f16>::$ctor(dir, m, opts)?),
+            $crate::metric::ElementType::I8 => Box::new($index::<i8>::$ctor(dir, m, opts)?),
+            $crate::metric::ElementType::U8 => Box::new($index::<u8>::$ctor(dir, m, opts)?),
+        };
+        Ok(index)
+    }};
+}
+pub(crate) use open_typed;
+
 /// Opens the index in `dir`, choosing the implementation by the manifest's kind.
 pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
     let m = Manifest::read(dir)?;

@@ -144,10 +144,5 @@ impl<T: Element> VectorIndex for FlatIndex<T> {
 
 /// Opens a flat index directory whose manifest has been read.
 pub fn open(dir: &Path, m: Manifest, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
-    Ok(match m.element {
-        ElementType::F32 => Box::new(FlatIndex::<f32>::load(dir, m, opts)?),
-        ElementType::F16 => Box::new(FlatIndex::<half::f16>::load(dir, m, opts)?),
-        ElementType::I8 => Box::new(FlatIndex::<i8>::load(dir, m, opts)?),
-        ElementType::U8 => Box::new(FlatIndex::<u8>::load(dir, m, opts)?),
-    })
+    crate::contract::open_typed!(FlatIndex::load, dir, m, opts)
 }

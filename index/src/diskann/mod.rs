@@ -28,7 +28,7 @@ use crate::distance::{normalize, Element};
 use crate::error::{IndexError, Result};
 use crate::flat::stored_bytes;
 use crate::manifest::Manifest;
-use crate::metric::{ElementType, Metric};
+use crate::metric::Metric;
 use crate::topk::Neighbor;
 pub use layout::{GraphMeta, Layout};
 use pq::Pq;
@@ -607,10 +607,5 @@ impl<T: Element> VectorIndex for DiskAnnIndex<T> {
 
 /// Opens a DiskANN index directory whose manifest has been read.
 pub fn open(dir: &Path, m: Manifest, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
-    Ok(match m.element {
-        ElementType::F32 => Box::new(DiskAnnIndex::<f32>::open(dir, m, opts)?),
-        ElementType::F16 => Box::new(DiskAnnIndex::<half::f16>::open(dir, m, opts)?),
-        ElementType::I8 => Box::new(DiskAnnIndex::<i8>::open(dir, m, opts)?),
-        ElementType::U8 => Box::new(DiskAnnIndex::<u8>::open(dir, m, opts)?),
-    })
+    crate::contract::open_typed!(DiskAnnIndex::open, dir, m, opts)
 }

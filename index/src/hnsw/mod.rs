@@ -622,12 +622,7 @@ impl<T: Element> VectorIndex for HnswIndex<T> {
 
 /// Opens an HNSW index directory whose manifest has been read.
 pub fn open(dir: &Path, m: Manifest, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
-    Ok(match m.element {
-        ElementType::F32 => Box::new(HnswIndex::<f32>::open(dir, m, opts)?),
-        ElementType::F16 => Box::new(HnswIndex::<half::f16>::open(dir, m, opts)?),
-        ElementType::I8 => Box::new(HnswIndex::<i8>::open(dir, m, opts)?),
-        ElementType::U8 => Box::new(HnswIndex::<u8>::open(dir, m, opts)?),
-    })
+    crate::contract::open_typed!(HnswIndex::open, dir, m, opts)
 }
 
 #[cfg(test)]
