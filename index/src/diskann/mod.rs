@@ -30,13 +30,14 @@ use crate::flat::stored_bytes;
 use crate::manifest::Manifest;
 use crate::metric::Metric;
 use crate::topk::Neighbor;
-pub use layout::{GraphMeta, Layout};
+pub use layout::{GraphMeta, Layout, SlotMap};
 use pq::Pq;
 use quiver_storage::cache::{BlockCache, CachedReader, MokaBlockCache};
 use quiver_storage::io::{open_reader, BlockReader, ReadRequest};
-use quiver_storage::{BlockFile, BlockFileWriter};
+use quiver_storage::{BlockFile, BlockFileWriter, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -203,11 +204,16 @@ pub fn build(
         progress(ph, done, n as u64);
     });
     let t_graph = t0.elapsed().as_secs_f64() - t_load - t_pq;
-    drop(nav);
 
-    // 4. Node blocks, streaming the data file again for the stored vectors.
+    // 4. Record order: graph neighbors share blocks when several records fit in one.
     let mut w = BlockFileWriter::create(out.join(GRAPH_FILE), "diskann.graph")?;
     let layout = Layout::new(dim, elem, r, w.payload_bytes())?;
+    let order = (layout.nodes_per_block > 1)
+        .then(|| layout::pack_order(&nav, nav_dim, &adj, medoid, layout.nodes_per_block));
+    drop(nav);
+
+    // 5. Node blocks in slot order; the stored vectors are read again (no more than the
+    // navigation matrix just freed).
     let meta = GraphMeta {
         dim,
         element: elem,
@@ -221,25 +227,34 @@ pub fn build(
         layout,
     };
     w.write_section(layout::META_SECTION, &meta.encode())?;
-    w.begin_section(layout::NODES_SECTION)?;
+    if let Some(o) = &order {
+        w.write_section(layout::ORDER_SECTION, bytemuck::cast_slice(o))?;
+    }
+    let mut stored = Vec::with_capacity(n * layout.vec_bytes);
     let mut reader = VectorFileReader::open(&input.data)?;
-    let mut node = vec![0u8; layout.node_len];
-    let mut row = 0usize;
     while let Some(chunk) = reader.read_chunk(CHUNK_ROWS)? {
-        let bytes = stored_bytes(input.metric, &chunk)?;
-        for v in bytes.chunks_exact(layout.vec_bytes) {
-            layout.encode_node(v, &adj[row], &mut node);
-            w.write(&node)?;
-            row += 1;
-            if layout.nodes_per_block > 0 {
-                if row.is_multiple_of(layout.nodes_per_block) {
-                    w.pad_to_block()?;
-                }
-            } else {
-                w.pad_to_block()?;
-            }
+        stored.extend_from_slice(&stored_bytes(input.metric, &chunk)?);
+    }
+    if stored.len() != n * layout.vec_bytes {
+        return Err(IndexError::bad_file(
+            &input.data,
+            "changed while the index was being built",
+        ));
+    }
+    w.begin_section(layout::NODES_SECTION)?;
+    let mut node = vec![0u8; layout.node_len];
+    for slot in 0..n {
+        let id = order.as_ref().map_or(slot, |o| o[slot] as usize);
+        let v = &stored[id * layout.vec_bytes..(id + 1) * layout.vec_bytes];
+        layout.encode_node(v, &adj[id], &mut node);
+        w.write(&node)?;
+        let row = slot + 1;
+        if layout.nodes_per_block == 0 || row.is_multiple_of(layout.nodes_per_block) {
+            w.pad_to_block()?;
         }
-        progress(Phase::Write, row as u64, n as u64);
+        if row.is_multiple_of(CHUNK_ROWS) || row == n {
+            progress(Phase::Write, row as u64, n as u64);
+        }
     }
     w.pad_to_block()?;
     w.end_section()?;
@@ -311,6 +326,8 @@ pub struct DiskAnnIndex<T: Element> {
     /// Block number of the first node block.
     nodes_first_block: u64,
     block_size: usize,
+    /// Which node each record slot holds (None: slot = id).
+    order: Option<SlotMap>,
     /// The static hot set: node records held in RAM, searched before any read.
     hot: HotNodes,
     dynamic_cache_bytes: u64,
@@ -353,6 +370,17 @@ impl<T: Element> DiskAnnIndex<T> {
                 ),
             ));
         }
+        let order = if file
+            .sections()
+            .iter()
+            .any(|s| s.name == layout::ORDER_SECTION)
+        {
+            let raw = file.read_section(reader.as_ref(), layout::ORDER_SECTION)?;
+            let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&raw);
+            Some(SlotMap::new(file.path(), ids, meta.n as usize)?)
+        } else {
+            None
+        };
         let (pq, codes) = layout::read_pq(&dir.join(PQ_FILE), meta.n as usize)?;
         if pq.dim != meta.nav_dim {
             return Err(IndexError::bad_file(
@@ -371,6 +399,7 @@ impl<T: Element> DiskAnnIndex<T> {
             source: Source::Plain(reader.clone()),
             nodes_first_block: nodes.first_block,
             block_size: file.block_size(),
+            order,
             hot: HotNodes::default(),
             dynamic_cache_bytes: 0,
             bufs: std::sync::Mutex::new(Vec::new()),
@@ -395,9 +424,30 @@ impl<T: Element> DiskAnnIndex<T> {
         Ok(idx)
     }
 
+    /// The record slot of node `id`.
+    fn slot(&self, id: u32) -> u32 {
+        self.order.as_ref().map_or(id, |o| o.slot_of[id as usize])
+    }
+
+    /// The node whose record sits at `slot`.
+    fn id_at(&self, slot: u32) -> u32 {
+        self.order.as_ref().map_or(slot, |o| o.id_at[slot as usize])
+    }
+
+    /// Node `id`'s record in `buf`, the blocks [`request`](Self::request) read.
+    fn record<'a>(
+        &self,
+        buf: &'a [u8],
+        id: u32,
+    ) -> std::result::Result<Cow<'a, [u8]>, StorageError> {
+        self.meta
+            .layout
+            .node_bytes(buf, self.slot(id), self.block_size)
+    }
+
     /// The read that fetches node `id`.
     fn request(&self, id: u32) -> ReadRequest {
-        let (first, n) = self.meta.layout.blocks_of(id);
+        let (first, n) = self.meta.layout.blocks_of(self.slot(id));
         let b = self.nodes_first_block + first;
         ReadRequest::blocks(b, n).unwrap_or(ReadRequest::block(b))
     }
@@ -434,7 +484,7 @@ impl<T: Element> DiskAnnIndex<T> {
             let mut queries = vec![0f32; ids.len() * dim];
             let reqs: Vec<ReadRequest> = ids.iter().map(|&id| self.request(id)).collect();
             self.reader().read_batch(&reqs, &mut |i, buf| {
-                let node = layout.node_bytes(buf, ids[i], self.block_size)?;
+                let node = self.record(buf, ids[i])?;
                 let v: Vec<T> = bytemuck::pod_collect_to_vec(&node[..layout.vec_bytes]);
                 for (o, x) in queries[i * dim..(i + 1) * dim].iter_mut().zip(v) {
                     *o = x.to_f32();
@@ -483,7 +533,7 @@ impl<T: Element> DiskAnnIndex<T> {
         for batch in chosen.chunks(4096) {
             let reqs: Vec<ReadRequest> = batch.iter().map(|&id| self.request(id)).collect();
             self.reader().read_batch(&reqs, &mut |i, buf| {
-                let node = layout.node_bytes(buf, batch[i], self.block_size)?;
+                let node = self.record(buf, batch[i])?;
                 hot.insert(batch[i], &node);
                 Ok(())
             })?;
@@ -507,8 +557,8 @@ impl<T: Element> DiskAnnIndex<T> {
             let reqs: Vec<ReadRequest> = frontier.iter().map(|&id| self.request(id)).collect();
             self.reader().read_batch(&reqs, &mut |i, buf| {
                 let id = frontier[i];
-                let node = layout.node_bytes(buf, id, self.block_size)?;
-                for &nb in layout.neighbors(&node, self.meta.n, &path, id)? {
+                let node = self.record(buf, id)?;
+                for &nb in layout.neighbors(&node, self.meta.n, &path, (id, self.slot(id)))? {
                     if seen.insert(nb) {
                         next.push(nb);
                     }
@@ -600,6 +650,7 @@ impl<T: Element> VectorIndex for DiskAnnIndex<T> {
             ("pq_codes", self.codes.len() as u64),
             ("pq_codebooks", self.pq.bytes()),
             ("hot_nodes", self.hot.bytes()),
+            ("slot_map", self.order.as_ref().map_or(0, SlotMap::bytes)),
             ("dynamic_cache_budget", self.dynamic_cache_bytes),
         ]
     }

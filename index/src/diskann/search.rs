@@ -6,8 +6,10 @@
 //! W x queries reads in flight on its io_uring ring), reads of the same block are merged, and
 //! each node is processed the moment its block arrives: its exact distance (from the full vector
 //! that came with it) enters the query's result pool if `allow` admits it, and its neighbors are
-//! scored by PQ and offered to the candidate list. A query finishes when its list holds no new
-//! candidate.
+//! scored by PQ and offered to the candidate list. The block's other records (graph neighbors,
+//! packed together at build) are scored too, and those that are new candidates of the query are
+//! expanded from the same buffer, saving the reads they would cost later. A query finishes when
+//! its list holds no new candidate.
 
 use super::{DiskAnnIndex, Source, DEFAULT_BEAM_WIDTH, DEFAULT_SEARCH_LIST};
 use crate::contract::{check_batch, prepare_query, SearchParams, SearchStats};
@@ -202,6 +204,7 @@ pub(super) fn run_traced<T: Element>(
     }
 
     let layout = meta.layout;
+    let npb = layout.nodes_per_block;
     let path = idx.reader().path().to_path_buf();
     // Expands node `id` of query `st` from its record: exact re-rank of the vector, PQ distances
     // of the unvisited neighbors into the candidate list.
@@ -223,7 +226,7 @@ pub(super) fn run_traced<T: Element>(
             if let Some(t) = st.trace.as_mut() {
                 t.push(id);
             }
-            for &nb in layout.neighbors(node, meta.n, &path, id)? {
+            for &nb in layout.neighbors(node, meta.n, &path, (id, idx.slot(id)))? {
                 if st.visited.insert(nb) {
                     let d = Pq::distance(&st.table, code(nb));
                     st.stats.distance_computations += 1;
@@ -284,7 +287,7 @@ pub(super) fn run_traced<T: Element>(
         starts.clear();
         for (i, wt) in wants.iter().enumerate() {
             if i == 0 || wt.0 != wants[i - 1].0 {
-                let (_, nb) = layout.blocks_of(wt.2);
+                let (_, nb) = layout.blocks_of(idx.slot(wt.2));
                 reqs.push(ReadRequest::blocks(wt.0, nb).unwrap_or(ReadRequest::block(wt.0)));
                 starts.push(i);
             }
@@ -304,8 +307,39 @@ pub(super) fn run_traced<T: Element>(
                             st.stats.read_bytes += buf.len() as u64;
                         }
                     }
-                    let node = layout.node_bytes(buf, id, idx.block_size)?;
+                    let node = idx.record(buf, id)?;
                     visit(st, id, &node)?;
+                }
+                if npb > 1 {
+                    // The block's other records came for free (the build packs graph neighbors
+                    // together): each query that read the block scores them by PQ and expands,
+                    // from this buffer, every one that is a new candidate in its list - a node
+                    // it would most likely have read later.
+                    let first = (group[0].0 - idx.nodes_first_block) * npb as u64;
+                    let end = (first + npb as u64).min(meta.n);
+                    let mut gi = 0;
+                    while gi < group.len() {
+                        let qi = group[gi].1;
+                        let gj = gi + group[gi..].iter().take_while(|g| g.1 == qi).count();
+                        let asked = &group[gi..gj];
+                        let st = &mut qs[qi];
+                        for slot in first..end {
+                            let v = idx.id_at(slot as u32);
+                            if asked.iter().any(|a| a.2 == v) {
+                                continue;
+                            }
+                            if st.visited.insert(v) {
+                                let d = Pq::distance(&st.table, code(v));
+                                st.stats.distance_computations += 1;
+                                st.offer(l, d, v);
+                            }
+                            if st.cand.iter().any(|c| c.id == v && c.state == NEW) {
+                                let node = layout.node_bytes(buf, slot as u32, idx.block_size)?;
+                                visit(st, v, &node)?;
+                            }
+                        }
+                        gi = gj;
+                    }
                 }
                 Ok(())
             };

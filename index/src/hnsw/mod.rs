@@ -352,7 +352,7 @@ impl<T: Element> HnswIndex<T> {
                     IndexError::bad_file(&path, format!("node {id}: record outside section base"))
                 })?;
                 rec.copy_from_slice(src);
-                l.neighbors(rec, meta.n, &path, id as u32)?;
+                l.neighbors(rec, meta.n, &path, (id as u32, id as u32))?;
             }
             Base::Ram { lines, stride }
         };
@@ -540,7 +540,7 @@ impl<T: Element> Graph for HnswIndex<T> {
                     }
                 }
                 Base::Mapped(_) => {
-                    out.extend_from_slice(l.neighbors(r, self.meta.n, &self.path, id)?);
+                    out.extend_from_slice(l.neighbors(r, self.meta.n, &self.path, (id, id))?);
                 }
             }
             return Ok(());
