@@ -27,6 +27,12 @@ pub const MAX_SEARCH_LIST: usize = 100_000;
 /// Largest beam width accepted.
 pub const MAX_BEAM_WIDTH: usize = 128;
 
+/// A co-located node outside the candidate list is still expanded (from the block already read)
+/// when its PQ distance is within this factor of the list's worst. Measured on synth100k at
+/// equal recall: 1.2 saves ~11% of reads over expanding list members only, at about the same
+/// QPS; expanding every co-located node saves no more reads and costs 1.6x the distances.
+const COLOCATED_SLACK: f32 = 1.2;
+
 const NEW: u8 = 0;
 const IN_FLIGHT: u8 = 1;
 const DONE: u8 = 2;
@@ -314,7 +320,8 @@ pub(super) fn run_traced<T: Element>(
                     // The block's other records came for free (the build packs graph neighbors
                     // together): each query that read the block scores them by PQ and expands,
                     // from this buffer, every one that is a new candidate in its list - a node
-                    // it would most likely have read later.
+                    // it would most likely have read later - or that missed the list by less
+                    // than COLOCATED_SLACK.
                     let first = (group[0].0 - idx.nodes_first_block) * npb as u64;
                     let end = (first + npb as u64).min(meta.n);
                     let mut gi = 0;
@@ -333,7 +340,12 @@ pub(super) fn run_traced<T: Element>(
                                 st.stats.distance_computations += 1;
                                 st.offer(l, d, v);
                             }
-                            if st.cand.iter().any(|c| c.id == v && c.state == NEW) {
+                            let state = st.cand.iter().find(|c| c.id == v).map(|c| c.state);
+                            let near = || {
+                                let bound = st.cand.last().map_or(f32::MAX, |c| c.dist);
+                                Pq::distance(&st.table, code(v)) <= COLOCATED_SLACK * bound
+                            };
+                            if state == Some(NEW) || (state.is_none() && near()) {
                                 let node = layout.node_bytes(buf, slot as u32, idx.block_size)?;
                                 visit(st, v, &node)?;
                             }
