@@ -9,6 +9,8 @@
 //!   pread where the kernel refuses io_uring). Every backend verifies block checksums.
 //! - [`cache::CachedReader`] puts a [`cache::BlockCache`] (v1: [`cache::MokaBlockCache`]) in front
 //!   of any backend.
+//! - [`wal::Wal`] is the write-ahead log (checksummed records, group-commit fsync, torn-tail
+//!   truncation at recovery).
 //! - [`aligned::AlignedBuf`] provides O_DIRECT-aligned memory; [`atomic::write_atomic`] replaces
 //!   metadata files crash-safely.
 //!
@@ -22,6 +24,7 @@ pub mod error;
 pub mod file;
 pub mod format;
 pub mod io;
+pub mod wal;
 pub mod writer;
 
 pub use error::{Result, StorageError};
