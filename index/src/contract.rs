@@ -122,6 +122,21 @@ pub trait VectorIndex: Send + Sync {
     /// What the index keeps in RAM by design, by component (name, bytes): codes, codebooks,
     /// pinned blocks, cache budgets. Benchmarks compare the measured RSS against the sum.
     fn memory(&self) -> Vec<(&'static str, u64)>;
+
+    /// The stored vectors of internal ids `ids`, as f32 rows in the order asked (normalised for
+    /// float cosine, as stored). For exact scans of small allow-lists, `get` and compaction.
+    /// Errors on an id >= n.
+    fn vectors(&self, ids: &[u32]) -> Result<Vec<f32>>;
+}
+
+/// Checks every id is below `n` (the error names the first that is not).
+pub fn check_ids(ids: &[u32], n: usize) -> Result<()> {
+    match ids.iter().find(|&&i| i as usize >= n) {
+        Some(bad) => Err(IndexError::InvalidArgument(format!(
+            "internal id {bad} out of range (n = {n})"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Checks that `queries` is a non-empty whole number of `dim`-long rows.

@@ -140,6 +140,16 @@ impl<T: Element> VectorIndex for FlatIndex<T> {
             std::mem::size_of_val(self.data.as_slice()) as u64,
         )]
     }
+
+    fn vectors(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let dim = self.manifest.dim;
+        crate::contract::check_ids(ids, self.manifest.n)?;
+        Ok(ids
+            .iter()
+            .flat_map(|&i| self.data[i as usize * dim..(i as usize + 1) * dim].iter())
+            .map(|x| x.to_f32())
+            .collect())
+    }
 }
 
 /// Opens a flat index directory whose manifest has been read.

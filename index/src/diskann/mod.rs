@@ -654,6 +654,25 @@ impl<T: Element> VectorIndex for DiskAnnIndex<T> {
             ("dynamic_cache_budget", self.dynamic_cache_bytes),
         ]
     }
+
+    fn vectors(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        crate::contract::check_ids(ids, self.manifest.n)?;
+        let (dim, vb) = (self.meta.dim, self.meta.layout.vec_bytes);
+        let mut out = vec![0f32; ids.len() * dim];
+        for (c, chunk) in ids.chunks(1024).enumerate() {
+            let reqs: Vec<ReadRequest> = chunk.iter().map(|&id| self.request(id)).collect();
+            self.reader().read_batch(&reqs, &mut |i, buf| {
+                let node = self.record(buf, chunk[i])?;
+                let v: Vec<T> = bytemuck::pod_collect_to_vec(&node[..vb]);
+                let at = (c * 1024 + i) * dim;
+                for (o, x) in out[at..at + dim].iter_mut().zip(v) {
+                    *o = x.to_f32();
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
 }
 
 /// Opens a DiskANN index directory whose manifest has been read.

@@ -618,6 +618,17 @@ impl<T: Element> VectorIndex for HnswIndex<T> {
             ("sq8_codes", self.sq8.as_ref().map_or(0, Sq8::bytes)),
         ]
     }
+
+    fn vectors(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        crate::contract::check_ids(ids, self.manifest.n)?;
+        let vb = self.meta.layout.vec_bytes;
+        let mut out = Vec::with_capacity(ids.len() * self.meta.dim);
+        for &id in ids {
+            let v: Vec<T> = bytemuck::pod_collect_to_vec(&self.record(id)?[..vb]);
+            out.extend(v.into_iter().map(|x| x.to_f32()));
+        }
+        Ok(out)
+    }
 }
 
 /// Opens an HNSW index directory whose manifest has been read.
