@@ -16,9 +16,16 @@ use std::time::Instant;
 /// `quiver bench --index DIR --queries FILE --gt FILE`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Index directory.
+    /// Index directory (or --server and --collection).
+    #[arg(long, required_unless_present = "server")]
+    pub index: Option<PathBuf>,
+    /// Bench a collection on a running server instead (e.g. http://127.0.0.1:6334); --threads
+    /// is then the number of concurrent requests.
+    #[arg(long, requires = "collection")]
+    pub server: Option<String>,
+    /// With --server: the collection (its ids must be the ground truth's row numbers).
     #[arg(long)]
-    pub index: PathBuf,
+    pub collection: Option<String>,
     /// Query vector file.
     #[arg(long)]
     pub queries: PathBuf,
@@ -128,6 +135,50 @@ pub struct BenchRow {
     pub queries: usize,
     /// Mean distance computations per query.
     pub mean_distances: f64,
+    /// With --server: the client's CPU time over the run's wall time (cores busy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cpu_cores: Option<f64>,
+}
+
+/// Prints a row as JSON or as a table line.
+pub fn emit(row: &BenchRow, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(row)?);
+    } else {
+        println!(
+            "{:<24} {:>7.4} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>8.1} {:>10.0} {:>6.1} {:>10.1}",
+            row.params.to_string(),
+            row.recall,
+            row.qps,
+            row.p50_us,
+            row.p95_us,
+            row.p99_us,
+            row.mean_ios,
+            row.mean_read_bytes,
+            100.0 * row.cache_hit_ratio,
+            row.rss_bytes as f64 / (1 << 20) as f64
+        );
+    }
+    Ok(())
+}
+
+/// Prints the table header (unless JSON).
+fn header(json: bool) {
+    if !json {
+        println!(
+            "{:<24} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>6} {:>10}",
+            "params",
+            "recall",
+            "qps",
+            "p50_us",
+            "p95_us",
+            "p99_us",
+            "ios/q",
+            "bytes/q",
+            "hit%",
+            "rss_MiB"
+        );
+    }
 }
 
 /// Reads a `VmRSS`-style line of /proc/self/status in bytes (0 where unavailable).
@@ -219,7 +270,7 @@ impl GroundTruth {
     }
 }
 
-fn grid(a: &BenchArgs, index: &dyn VectorIndex) -> Result<Vec<SearchParams>> {
+pub(crate) fn grid(a: &BenchArgs, index: &dyn VectorIndex) -> Result<Vec<SearchParams>> {
     fn opt<T: std::str::FromStr>(s: &Option<String>) -> Result<Vec<Option<T>>>
     where
         T::Err: std::fmt::Display,
@@ -266,7 +317,7 @@ fn grid(a: &BenchArgs, index: &dyn VectorIndex) -> Result<Vec<SearchParams>> {
     Ok(out)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -367,28 +418,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    if !a.json {
-        println!(
-            "{:<24} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>6} {:>10}",
-            "params",
-            "recall",
-            "qps",
-            "p50_us",
-            "p95_us",
-            "p99_us",
-            "ios/q",
-            "bytes/q",
-            "hit%",
-            "rss_MiB"
-        );
+    header(a.json);
+    if let Some(server) = &a.server {
+        return crate::bench_server::run(&a, server, &queries, qm.dim, &gt, &dataset);
     }
+    let Some(index_dir) = &a.index else {
+        bail!("give --index or --server");
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads.max(1))
         .build()?;
     for &cache_bytes in &caches {
         let rss_before = rss_bytes();
         let index = open(
-            &a.index,
+            index_dir,
             &OpenOptions {
                 backend,
                 cache_bytes,
@@ -455,24 +498,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     .collect(),
                 queries: nq,
                 mean_distances: s.distance_computations as f64 / n,
+                client_cpu_cores: None,
             };
-            if a.json {
-                println!("{}", serde_json::to_string(&row)?);
-            } else {
-                println!(
-                    "{:<24} {:>7.4} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>8.1} {:>10.0} {:>6.1} {:>10.1}",
-                    row.params.to_string(),
-                    row.recall,
-                    row.qps,
-                    row.p50_us,
-                    row.p95_us,
-                    row.p99_us,
-                    row.mean_ios,
-                    row.mean_read_bytes,
-                    100.0 * row.cache_hit_ratio,
-                    row.rss_bytes as f64 / (1 << 20) as f64
-                );
-            }
+            emit(&row, a.json)?;
             if sweeping && recall >= 0.99 {
                 break;
             }

@@ -2,11 +2,14 @@
 //!
 //! [`Cli`] is the clap definition; [`run`] dispatches to one module per command family:
 //! [`dataset`] (gen, gt, info), [`build`](mod@build), [`bench`](mod@bench) (recall/QPS over an index directory),
-//! [`inspect`] (headers and checksums) and [`iobench`] (block-read throughput next to fio).
+//! [`inspect`] (headers and checksums), [`iobench`] (block-read throughput next to fio) and
+//! [`client`] (serve, ingest, query, collections: the gRPC server and its command-line client).
 //! The only crate that uses `anyhow`; `main.rs` turns an error into a message and exit code 1.
 
 pub mod bench;
+mod bench_server;
 pub mod build;
+pub mod client;
 pub mod dataset;
 pub mod inspect;
 pub mod iobench;
@@ -37,6 +40,14 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// 4 KiB random-read benchmark of the storage backends, next to fio.
     BenchStorage(iobench::IoBenchArgs),
+    /// Run the gRPC server (collections, ingest, search) on a data directory.
+    Serve(client::ServeArgs),
+    /// Stream a vector file (ids, payloads) into a collection on a server.
+    Ingest(client::IngestArgs),
+    /// Search a collection on a server.
+    Query(client::QueryArgs),
+    /// List a server's collections.
+    Collections(client::CollectionsArgs),
 }
 
 /// Runs a parsed command line.
@@ -47,6 +58,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::BenchStorage(a) => iobench::run(a),
+        Command::Serve(a) => client::serve(a),
+        Command::Ingest(a) => client::ingest(a),
+        Command::Query(a) => client::query(a),
+        Command::Collections(a) => client::collections(a),
     }
 }
 

@@ -9,6 +9,7 @@ mod fixtures;
 mod flat;
 mod format;
 mod hnsw;
+mod server;
 mod squad;
 
 use std::path::PathBuf;

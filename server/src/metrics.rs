@@ -1,0 +1,126 @@
+//! Prometheus-format metrics: request counts, errors and latency per method, points ingested,
+//! per-collection sizes; served as text on a plain HTTP listener (`GET /metrics`).
+
+use crate::engine::Db;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Default)]
+struct MethodStats {
+    calls: u64,
+    errors: u64,
+    seconds: f64,
+}
+
+/// Counters the services update.
+#[derive(Default)]
+pub struct Metrics {
+    methods: Mutex<BTreeMap<&'static str, MethodStats>>,
+    points: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one call.
+    pub fn record(&self, method: &'static str, took: Duration, ok: bool) {
+        let mut m = self.methods.lock().unwrap_or_else(|e| e.into_inner());
+        let s = m.entry(method).or_default();
+        s.calls += 1;
+        s.errors += u64::from(!ok);
+        s.seconds += took.as_secs_f64();
+    }
+
+    /// Counts ingested points.
+    pub fn add_points(&self, n: u64) {
+        self.points.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, db: &Db) -> String {
+        let mut out = String::new();
+        let m = self.methods.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str("# HELP quiver_requests_total gRPC calls by method.\n# TYPE quiver_requests_total counter\n");
+        for (k, s) in m.iter() {
+            let _ = writeln!(out, "quiver_requests_total{{method=\"{k}\"}} {}", s.calls);
+        }
+        out.push_str("# HELP quiver_request_errors_total gRPC calls that failed, by method.\n# TYPE quiver_request_errors_total counter\n");
+        for (k, s) in m.iter() {
+            let _ = writeln!(
+                out,
+                "quiver_request_errors_total{{method=\"{k}\"}} {}",
+                s.errors
+            );
+        }
+        out.push_str("# HELP quiver_request_seconds_total Time spent in calls, by method.\n# TYPE quiver_request_seconds_total counter\n");
+        for (k, s) in m.iter() {
+            let _ = writeln!(
+                out,
+                "quiver_request_seconds_total{{method=\"{k}\"}} {}",
+                s.seconds
+            );
+        }
+        drop(m);
+        let _ = writeln!(
+            out,
+            "# HELP quiver_points_ingested_total Points upserted.\n# TYPE quiver_points_ingested_total counter\nquiver_points_ingested_total {}",
+            self.points.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP quiver_collection_points Live points.\n# TYPE quiver_collection_points gauge\n",
+        );
+        let cols = db.list();
+        let described: Vec<_> = cols
+            .iter()
+            .map(|c| (c.config().name, c.describe()))
+            .collect();
+        for (name, d) in &described {
+            let _ = writeln!(
+                out,
+                "quiver_collection_points{{collection=\"{name}\"}} {}",
+                d.0
+            );
+        }
+        out.push_str("# HELP quiver_collection_segments On-disk segments.\n# TYPE quiver_collection_segments gauge\n");
+        for (name, d) in &described {
+            let _ = writeln!(
+                out,
+                "quiver_collection_segments{{collection=\"{name}\"}} {}",
+                d.1
+            );
+        }
+        out.push_str("# HELP quiver_collection_disk_bytes Bytes on disk.\n# TYPE quiver_collection_disk_bytes gauge\n");
+        for (name, d) in &described {
+            let _ = writeln!(
+                out,
+                "quiver_collection_disk_bytes{{collection=\"{name}\"}} {}",
+                d.3
+            );
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` (any path, in fact) until the listener fails.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, db: Arc<Db>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
+        let (metrics, db) = (metrics.clone(), db.clone());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let _ = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await;
+            let body = tokio::task::spawn_blocking(move || metrics.render(&db))
+                .await
+                .unwrap_or_default();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
