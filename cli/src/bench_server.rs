@@ -43,10 +43,18 @@ pub fn run(
         (Some(e), _) | (None, Some(e)) => parse_list(e)?,
         (None, None) => vec![16, 32, 64, 128],
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    // One client thread at concurrency 1 (no cross-thread wake-ups on the client side), two
+    // otherwise.
+    let rt = if a.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async {
         let ch = Channel::from_shared(server.to_string())
             .with_context(|| format!("server address {server:?}"))?
