@@ -624,6 +624,125 @@ fn bad_requests_get_the_right_status_and_change_nothing() {
             "read-only",
         );
         assert_eq!(count(admin_p.clone()).await, 2);
+        // Drop: the collection is gone, its name free again.
+        admin_c
+            .drop(pb::CollectionName { name: "c".into() })
+            .await
+            .expect("drop");
+        expect_status(
+            admin_s.search(search_req("c", &v, 5, None)).await,
+            Code::NotFound,
+            "\"c\"",
+        );
+        admin_c.create(create_req("c")).await.expect("re-create");
+        assert_eq!(count(admin_p.clone()).await, 0);
+        srv.stop().await;
+    });
+}
+
+#[test]
+fn batch_search_threshold_field_index_and_metrics() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    // The metrics listener's port is not reported; bind a known free one instead.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    cfg.metrics_listen = Some(format!("127.0.0.1:{port}").parse().expect("addr"));
+    let rows = crate::random_rows(200, DIM, 9);
+    runtime().block_on(async {
+        let srv = start(cfg).await;
+        let ch = srv.channel().await;
+        let mut cols = CollectionsClient::new(ch.clone());
+        let mut req = create_req("m");
+        req.fields.clear();
+        cols.create(req).await.expect("create");
+        let mut p = PointsClient::new(ch.clone());
+        p.upsert(pb::UpsertRequest {
+            collection: "m".into(),
+            points: (0..200)
+                .map(|i| point(i, &rows[i as usize * DIM..(i as usize + 1) * DIM]))
+                .collect(),
+        })
+        .await
+        .expect("upsert");
+        let mut s = SearchClient::new(ch.clone());
+        // A field without a payload index cannot filter; after CreateFieldIndex it can.
+        let e = s
+            .search(search_req(
+                "m",
+                &rows[..DIM],
+                5,
+                Some(int_match("bucket", 2)),
+            ))
+            .await
+            .expect_err("no index yet");
+        assert_eq!(e.code(), Code::InvalidArgument);
+        let info = cols
+            .create_field_index(pb::CreateFieldIndexRequest {
+                collection: "m".into(),
+                field: Some(pb::FieldSchema {
+                    name: "bucket".into(),
+                    r#type: pb::FieldType::Integer as i32,
+                }),
+            })
+            .await
+            .expect("create field index")
+            .into_inner();
+        assert_eq!(info.fields.len(), 1);
+        let r = s
+            .search(search_req(
+                "m",
+                &rows[..DIM],
+                5,
+                Some(int_match("bucket", 2)),
+            ))
+            .await
+            .expect("filtered")
+            .into_inner();
+        assert_eq!(r.hits.len(), 5);
+        assert!(r.hits.iter().all(|h| h.id % 10 == 2));
+        // Batch search answers each query as a single search would.
+        let batch = s
+            .search_batch(pb::SearchBatchRequest {
+                searches: (0..3)
+                    .map(|i| search_req("m", &rows[i * DIM..(i + 1) * DIM], 3, None))
+                    .collect(),
+            })
+            .await
+            .expect("batch")
+            .into_inner();
+        assert_eq!(batch.results.len(), 3);
+        for (i, r) in batch.results.iter().enumerate() {
+            assert_eq!(r.hits[0].id, i as u64);
+            assert!(r.stats.is_some());
+        }
+        // score_threshold (L2: keep scores <= it): only the point itself is within 1e-6.
+        let mut th = search_req("m", &rows[7 * DIM..8 * DIM], 10, None);
+        th.score_threshold = Some(1e-6);
+        let r = s.search(th).await.expect("threshold").into_inner();
+        assert_eq!(r.hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![7]);
+        // Prometheus text.
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
+        sock.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .expect("send");
+        let mut text = String::new();
+        sock.read_to_string(&mut text).expect("read");
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        assert!(
+            text.contains("quiver_requests_total{method=\"search\"} "),
+            "{text}"
+        );
+        assert!(
+            text.contains("quiver_collection_points{collection=\"m\"} 200"),
+            "{text}"
+        );
+        assert!(
+            text.contains("quiver_request_errors_total{method=\"search\"} 1"),
+            "{text}"
+        );
         srv.stop().await;
     });
 }
