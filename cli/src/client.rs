@@ -60,7 +60,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if let Some(f) = a.flat_below {
         cfg.engine.flat_below = f;
     }
+    // Reads run on the runtime's threads (see quiver_server::service): twice as many threads
+    // as cores, so searches waiting on the SSD do not hold back the others.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((2 * cores).max(4))
         .enable_all()
         .build()
         .context("starting the async runtime")?;
