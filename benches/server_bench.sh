@@ -12,17 +12,18 @@ set -euo pipefail
 NAME=$1 BASE=$2 QUERIES=$3 GT=$4
 EF=${EF:-16,32,64,128}
 KIND=${KIND:-hnsw}
+BACKEND=${BACKEND:-pread}   # segment reads, server and in-process alike
 KNOB=$([ "$KIND" = diskann ] && echo --search-list || echo --ef)
 N=$(python3 -c "import struct,sys; print(struct.unpack('<2i', open(sys.argv[1],'rb').read(8))[0])" "$BASE")
-WORK=${WORK:-/work/bench-work}/server-$NAME-$KIND
-OUT=benches/results/server-$NAME-$KIND.jsonl
+WORK=${WORK:-/work/bench-work}/server-$NAME-$KIND-$BACKEND
+OUT=benches/results/server-$NAME-$KIND$([ "$BACKEND" = pread ] || echo "-$BACKEND").jsonl
 Q=target/release/quiver
 PORT=${PORT:-6399}
 cargo build --release -p quiver-cli
 rm -rf "$WORK"; mkdir -p "$WORK" benches/results
 [ -s "$OUT" ] && mv "$OUT" "$OUT.prev"
 : > "$OUT"
-$Q serve --data-dir "$WORK/db" --listen 127.0.0.1:$PORT --flush-points "$N" --flat-below 1000 \
+$Q serve --data-dir "$WORK/db" --listen 127.0.0.1:$PORT --flush-points "$N" --flat-below 1000 --backend "$BACKEND" \
   2> "$WORK/server.log" &
 SRV=$!
 trap 'kill $SRV 2>/dev/null || true' EXIT
@@ -33,7 +34,7 @@ $Q ingest --server $S --create --collection c --index "$KIND" --data "$BASE" \
 until $Q collections --server $S | grep -q '"segments":1,"unflushed_points":0'; do sleep 2; done
 SEG=$(ls -d "$WORK"/db/collections/c/segments/*/ | head -1)
 for T in 1 16; do
-  $Q bench --index "$SEG" --queries "$QUERIES" --gt "$GT" --threads $T $KNOB "$EF" --interleave 1 \
+  $Q bench --index "$SEG" --queries "$QUERIES" --gt "$GT" --threads $T $KNOB "$EF" --interleave 1 --backend "$BACKEND" \
     --dataset "$NAME" --json 2>/dev/null | sed 's/^{/{"mode":"in-process",/' >> "$OUT"
   $Q bench --server $S --collection c --queries "$QUERIES" --gt "$GT" --threads $T $KNOB "$EF" \
     --dataset "$NAME" --json 2>/dev/null | sed 's/^{/{"mode":"grpc",/' >> "$OUT"

@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Segments with fewer points are built flat [default: 50000].
     #[arg(long)]
     pub flat_below: Option<usize>,
+    /// Segment read backend: pread, mmap or uring [default: pread].
+    #[arg(long)]
+    pub backend: Option<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -60,11 +63,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if let Some(f) = a.flat_below {
         cfg.engine.flat_below = f;
     }
-    // Reads run on the runtime's threads (see quiver_server::service): twice as many threads
-    // as cores, so searches waiting on the SSD do not hold back the others.
+    if let Some(b) = a.backend {
+        cfg.backend = b;
+    }
+    // Reads run on the runtime's threads (see quiver_server::service), and a DiskANN search
+    // waits on the SSD most of its time: enough threads that 16 searches can wait at once.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads((2 * cores).max(4))
+        .worker_threads((2 * cores).max(16))
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -32,6 +32,11 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     /// Largest gRPC message accepted or sent.
     pub max_message_bytes: usize,
+    /// How segments read their on-disk structures: pread, mmap or uring (O_DIRECT io_uring,
+    /// the SSD path; falls back to pread where the kernel refuses it).
+    pub backend: String,
+    /// Block-cache budget per segment, bytes (indices that read from disk).
+    pub cache_bytes: u64,
     /// Engine thresholds and limits.
     pub engine: EngineOptions,
 }
@@ -47,6 +52,8 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             max_message_bytes: 64 << 20,
+            backend: "pread".into(),
+            cache_bytes: 0,
             engine: EngineOptions::default(),
         }
     }
@@ -88,6 +95,9 @@ impl ServeConfig {
         if let Some(v) = var("QUIVER_TLS_KEY") {
             c.tls_key = Some(v.into());
         }
+        if let Some(v) = var("QUIVER_BACKEND") {
+            c.backend = v;
+        }
         if let Some(v) = var("QUIVER_MAX_MESSAGE_BYTES") {
             c.max_message_bytes = v
                 .parse()
@@ -124,7 +134,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     cfg.validate()?;
     let data = cfg.data_dir.clone();
-    let engine = cfg.engine;
+    let mut engine = cfg.engine;
+    engine.open.backend = cfg
+        .backend
+        .parse()
+        .map_err(|e| anyhow::anyhow!("backend {:?}: {e}", cfg.backend))?;
+    engine.open.cache_bytes = cfg.cache_bytes;
     let db = Arc::new(
         tokio::task::spawn_blocking(move || Db::open(&data, engine))
             .await?

@@ -101,8 +101,8 @@ impl Service {
     /// of microseconds (HNSW in RAM) to a few milliseconds (DiskANN from SSD); handing each to
     /// the blocking pool cost more than the fast ones (two thread wake-ups per call: measured
     /// ~40% of server CPU in context switches at 16 concurrent searches). `quiver serve`
-    /// gives the runtime twice as many worker threads as cores, so a slow read does not stall
-    /// the others.
+    /// gives the runtime at least 16 worker threads, so searches waiting on the SSD do not
+    /// stall the others.
     async fn read<T: Send + 'static>(
         &self,
         method: &'static str,
