@@ -1116,3 +1116,58 @@ fn compaction_merges_small_segments_and_drops_tombstones() {
         assert_eq!(search_self(&c, i), Some(i as u64));
     }
 }
+
+#[test]
+fn tls_serves_tls_clients_only_and_reports_health() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert_pem = ck.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).expect("cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.tls_cert = Some(cert);
+    cfg.tls_key = Some(key);
+    runtime().block_on(async {
+        let srv = start(cfg).await;
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&cert_pem))
+            .domain_name("localhost");
+        let ch = Channel::from_shared(format!("https://{}", srv.addr))
+            .expect("uri")
+            .tls_config(tls)
+            .expect("tls config")
+            .connect()
+            .await
+            .expect("TLS connect");
+        CollectionsClient::new(ch.clone())
+            .create(create_req("secure"))
+            .await
+            .expect("create over TLS");
+        let health = tonic_health::pb::health_client::HealthClient::new(ch.clone())
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "quiver.v1.Search".into(),
+            })
+            .await
+            .expect("health")
+            .into_inner();
+        assert_eq!(
+            health.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+        // A plaintext client gets no answer.
+        let plain = Channel::from_shared(format!("http://{}", srv.addr))
+            .expect("uri")
+            .connect()
+            .await;
+        let refused = match plain {
+            Err(_) => true,
+            Ok(ch) => CollectionsClient::new(ch)
+                .list(pb::ListRequest {})
+                .await
+                .is_err(),
+        };
+        assert!(refused, "plaintext call succeeded against a TLS server");
+        srv.stop().await;
+    });
+}
