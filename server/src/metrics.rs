@@ -9,6 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A metric family: name, help text, and how to read its value from a source.
+type Family<S, V> = (&'static str, &'static str, fn(&S) -> V);
+
+/// What `Collection::describe` returns: points, segments, unflushed, disk bytes, RAM parts.
+type Description = (u64, u32, u64, u64, Vec<(String, u64)>);
+
 #[derive(Default)]
 struct MethodStats {
     calls: u64,
@@ -41,63 +47,52 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self, db: &Db) -> String {
         let mut out = String::new();
-        let m = self.methods.lock().unwrap_or_else(|e| e.into_inner());
-        out.push_str("# HELP quiver_requests_total gRPC calls by method.\n# TYPE quiver_requests_total counter\n");
-        for (k, s) in m.iter() {
-            let _ = writeln!(out, "quiver_requests_total{{method=\"{k}\"}} {}", s.calls);
+        let per_method: [Family<MethodStats, f64>; 3] = [
+            ("quiver_requests_total", "gRPC calls by method.", |s| {
+                s.calls as f64
+            }),
+            (
+                "quiver_request_errors_total",
+                "gRPC calls that failed, by method.",
+                |s| s.errors as f64,
+            ),
+            (
+                "quiver_request_seconds_total",
+                "Time spent in calls, by method.",
+                |s| s.seconds,
+            ),
+        ];
+        {
+            let m = self.methods.lock().unwrap_or_else(|e| e.into_inner());
+            for (metric, help, value) in per_method {
+                let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+                for (k, s) in m.iter() {
+                    let _ = writeln!(out, "{metric}{{method=\"{k}\"}} {}", value(s));
+                }
+            }
         }
-        out.push_str("# HELP quiver_request_errors_total gRPC calls that failed, by method.\n# TYPE quiver_request_errors_total counter\n");
-        for (k, s) in m.iter() {
-            let _ = writeln!(
-                out,
-                "quiver_request_errors_total{{method=\"{k}\"}} {}",
-                s.errors
-            );
-        }
-        out.push_str("# HELP quiver_request_seconds_total Time spent in calls, by method.\n# TYPE quiver_request_seconds_total counter\n");
-        for (k, s) in m.iter() {
-            let _ = writeln!(
-                out,
-                "quiver_request_seconds_total{{method=\"{k}\"}} {}",
-                s.seconds
-            );
-        }
-        drop(m);
         let _ = writeln!(
             out,
             "# HELP quiver_points_ingested_total Points upserted.\n# TYPE quiver_points_ingested_total counter\nquiver_points_ingested_total {}",
             self.points.load(Ordering::Relaxed)
         );
-        out.push_str(
-            "# HELP quiver_collection_points Live points.\n# TYPE quiver_collection_points gauge\n",
-        );
-        let cols = db.list();
-        let described: Vec<_> = cols
+        let described: Vec<(String, Description)> = db
+            .list()
             .iter()
             .map(|c| (c.config().name, c.describe()))
             .collect();
-        for (name, d) in &described {
-            let _ = writeln!(
-                out,
-                "quiver_collection_points{{collection=\"{name}\"}} {}",
-                d.0
-            );
-        }
-        out.push_str("# HELP quiver_collection_segments On-disk segments.\n# TYPE quiver_collection_segments gauge\n");
-        for (name, d) in &described {
-            let _ = writeln!(
-                out,
-                "quiver_collection_segments{{collection=\"{name}\"}} {}",
-                d.1
-            );
-        }
-        out.push_str("# HELP quiver_collection_disk_bytes Bytes on disk.\n# TYPE quiver_collection_disk_bytes gauge\n");
-        for (name, d) in &described {
-            let _ = writeln!(
-                out,
-                "quiver_collection_disk_bytes{{collection=\"{name}\"}} {}",
-                d.3
-            );
+        let per_collection: [Family<Description, u64>; 3] = [
+            ("quiver_collection_points", "Live points.", |d| d.0),
+            ("quiver_collection_segments", "On-disk segments.", |d| {
+                d.1 as u64
+            }),
+            ("quiver_collection_disk_bytes", "Bytes on disk.", |d| d.3),
+        ];
+        for (metric, help, value) in per_collection {
+            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
+            for (name, d) in &described {
+                let _ = writeln!(out, "{metric}{{collection=\"{name}\"}} {}", value(d));
+            }
         }
         out
     }

@@ -558,15 +558,7 @@ impl Collection {
                     inner.idmap.insert(id, Loc::Seg(seg_id, i as u32));
                 }
             }
-            if !del.is_empty() {
-                inner.dirty.insert(seg_id);
-            }
-            inner.deleted.insert(seg_id, del);
-            inner.segments.push(Arc::new(seg));
-            inner.state.segments.push(SegmentEntry {
-                id: seg_id,
-                visible_from: frozen.next_lsn,
-            });
+            inner.add_segment(seg, del, frozen.next_lsn);
         }
         inner.state.checkpoint_lsn = frozen.next_lsn;
         self.persist(inner)?;
@@ -672,15 +664,7 @@ impl Collection {
                         del.insert(j as u32); // deleted or overwritten during the rewrite
                     }
                 }
-                if !del.is_empty() {
-                    inner.dirty.insert(seg_id);
-                }
-                inner.deleted.insert(seg_id, del);
-                inner.segments.push(Arc::new(seg));
-                inner.state.segments.push(SegmentEntry {
-                    id: seg_id,
-                    visible_from,
-                });
+                inner.add_segment(seg, del, visible_from);
             }
             inner.segments.retain(|s| !victim_ids.contains(&s.id));
             inner.state.segments.retain(|e| !victim_ids.contains(&e.id));
@@ -1078,12 +1062,7 @@ impl Collection {
                 inner.kill(old);
             }
         }
-        inner.deleted.insert(seg_id, RoaringBitmap::new());
-        inner.segments.push(Arc::new(seg));
-        inner.state.segments.push(SegmentEntry {
-            id: seg_id,
-            visible_from,
-        });
+        inner.add_segment(seg, RoaringBitmap::new(), visible_from);
         self.persist(inner)?;
         Ok(n)
     }
@@ -1196,6 +1175,18 @@ impl Collection {
 }
 
 impl Inner {
+    /// Adds a built segment with its tombstones to the live set and to the state (persisted by
+    /// the caller's next `persist`).
+    fn add_segment(&mut self, seg: Segment, deleted: RoaringBitmap, visible_from: u64) {
+        let id = seg.id;
+        if !deleted.is_empty() {
+            self.dirty.insert(id);
+        }
+        self.deleted.insert(id, deleted);
+        self.segments.push(Arc::new(seg));
+        self.state.segments.push(SegmentEntry { id, visible_from });
+    }
+
     fn segment_visible_from(&self, seg: u64) -> u64 {
         self.state
             .segments
