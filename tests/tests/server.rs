@@ -1171,3 +1171,50 @@ fn tls_serves_tls_clients_only_and_reports_health() {
         srv.stop().await;
     });
 }
+
+#[test]
+fn a_field_index_created_later_does_not_break_wal_replay() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("db");
+    let cfg = CollectionConfig {
+        name: "f".into(),
+        dim: 4,
+        metric: quiver_index::Metric::L2,
+        kind: IndexKind::Flat,
+        params: Default::default(),
+        fields: vec![],
+    };
+    let p = |id: u64, v: pb::value::Kind| pb::Point {
+        id,
+        vector: vec![id as f32; 4],
+        text: String::new(),
+        fields: [("x".to_string(), pb::Value { kind: Some(v) })]
+            .into_iter()
+            .collect(),
+    };
+    {
+        let db = Db::open(&root, engine_opts()).expect("open");
+        let c = db.create(cfg).expect("create");
+        c.upsert(vec![p(1, pb::value::Kind::Keyword("a".into()))])
+            .expect("keyword while unindexed");
+        c.create_field_index(FieldSchema {
+            name: "x".into(),
+            ty: FieldType::Integer,
+        })
+        .expect("index x as integer");
+        c.upsert(vec![p(2, pb::value::Kind::Integer(5))])
+            .expect("integer");
+        assert!(c
+            .upsert(vec![p(3, pb::value::Kind::Keyword("b".into()))])
+            .is_err());
+    }
+    let db = Db::open(&root, engine_opts()).expect("replay with the new index");
+    let c = db.get("f").expect("collection");
+    assert_eq!(c.count(None).expect("count"), 2);
+    let f = quiver_server::engine::payload::Filter::Range {
+        field: "x".into(),
+        lo: Some((1.0, true)),
+        hi: None,
+    };
+    assert_eq!(c.count(Some(&f)).expect("filtered"), 1);
+}

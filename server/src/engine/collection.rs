@@ -339,6 +339,12 @@ impl Collection {
             inner.segments.push(Arc::new(seg));
         }
         let (wal, records) = Wal::open(&dir.join("wal"))?;
+        // Records were validated when logged; a field index created since must not make an
+        // old record fail its type check now (field indexes skip values of another type).
+        let replay_cfg = CollectionConfig {
+            fields: Vec::new(),
+            ..config.clone()
+        };
         let mut replayed = 0usize;
         for r in records.iter().filter(|r| r.lsn >= state.checkpoint_lsn) {
             let rec = pb::WalRecord::decode(r.payload.as_slice()).map_err(|e| {
@@ -350,7 +356,7 @@ impl Collection {
             })?;
             match rec.op {
                 Some(pb::wal_record::Op::Upsert(u)) => {
-                    let pts = points_from_pb(&config, u.points)?;
+                    let pts = points_from_pb(&replay_cfg, u.points)?;
                     inner.apply_upsert(r.lsn, pts);
                 }
                 Some(pb::wal_record::Op::Delete(d)) => {
