@@ -6,7 +6,7 @@
 set -euo pipefail
 DATA=${DATA:-/work/bench-work/data/synth1m} WORK=${WORK:-/work/bench-work}/synth1m
 LISTS=${LISTS:-10,15,20,25,30,40,50,70,100,150,200}
-OUT=benches/results/diskann-synth1m-resweep.jsonl
+OUT=${OUT:-benches/results/diskann-synth1m-resweep.jsonl}
 Q=target/release/quiver
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 : > "$OUT"

@@ -297,6 +297,49 @@ pub fn pack_order(
     order
 }
 
+/// Magic of a remembered hot list (`hot-<count>.qhot`).
+const HOT_MAGIC: &[u8; 4] = b"QHOT";
+
+/// Reads a remembered hot list: `QHOT`, u32 version 1, u64 n, u64 count, count u32 ids, u32
+/// crc32c of all before it. None when absent, damaged or not for this index (n, count, ids < n):
+/// the caller then chooses again.
+pub fn read_hot_list(path: &Path, n: usize, count: usize) -> Option<Vec<u32>> {
+    let b = std::fs::read(path).ok()?;
+    if b.len() != 28 + 4 * count || &b[..4] != HOT_MAGIC {
+        return None;
+    }
+    let body = &b[..b.len() - 4];
+    let sum = u32::from_le_bytes(b[b.len() - 4..].try_into().ok()?);
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|x| x.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    if crc32c::crc32c(body) != sum
+        || b[4..8] != 1u32.to_le_bytes()
+        || u64_at(8)? != n as u64
+        || u64_at(16)? != count as u64
+    {
+        return None;
+    }
+    let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&body[24..]);
+    ids.iter().all(|&i| (i as usize) < n).then_some(ids)
+}
+
+/// Writes a hot list (format in [`read_hot_list`]) atomically.
+pub fn write_hot_list(path: &Path, n: usize, ids: &[u32]) -> Result<()> {
+    let mut b = Vec::with_capacity(28 + 4 * ids.len());
+    b.extend_from_slice(HOT_MAGIC);
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&(n as u64).to_le_bytes());
+    b.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+    b.extend_from_slice(bytemuck::cast_slice(ids));
+    let sum = crc32c::crc32c(&b);
+    b.extend_from_slice(&sum.to_le_bytes());
+    quiver_storage::atomic::write_atomic(path, &b)?;
+    Ok(())
+}
+
 /// The graph file's self-description.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GraphMeta {
@@ -509,6 +552,21 @@ mod tests {
             })
             .count();
         assert!(tight >= 200, "only {tight} of 250 blocks are runs");
+    }
+
+    #[test]
+    fn hot_list_round_trips_and_refuses_damage_or_another_index() {
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("hot-3.qhot");
+        write_hot_list(&p, 100, &[5, 1, 99]).expect("write");
+        assert_eq!(read_hot_list(&p, 100, 3), Some(vec![5, 1, 99]));
+        assert_eq!(read_hot_list(&p, 50, 3), None, "another index's n");
+        assert_eq!(read_hot_list(&p, 100, 4), None, "another count");
+        let mut b = std::fs::read(&p).expect("read");
+        b[25] ^= 1;
+        std::fs::write(&p, &b).expect("write");
+        assert_eq!(read_hot_list(&p, 100, 3), None, "checksum");
+        assert_eq!(read_hot_list(&d.path().join("none.qhot"), 100, 3), None);
     }
 
     #[test]

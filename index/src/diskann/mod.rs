@@ -415,7 +415,7 @@ impl<T: Element> DiskAnnIndex<T> {
                 opts.cache_bytes / 2,
             ),
         };
-        idx.hot = idx.hot_set(hot_nodes)?;
+        idx.hot = idx.hot_set(dir, hot_nodes)?;
         if dynamic > 0 {
             let cache: Arc<dyn BlockCache> = Arc::new(MokaBlockCache::new(dynamic));
             idx.source = Source::Cached(CachedReader::new(reader, cache));
@@ -452,12 +452,12 @@ impl<T: Element> DiskAnnIndex<T> {
         ReadRequest::blocks(b, n).unwrap_or(ReadRequest::block(b))
     }
 
-    /// The static hot set: the `max_nodes` nodes that searches visit most, their records copied
-    /// into RAM. Visits are counted over sample searches at open - the vectors of evenly spaced
-    /// nodes as queries, one per 8 hot nodes (at least 256, at most 20,000), L = 40 - the way
-    /// DiskANN picks its cache from sample queries; ties and any remainder follow BFS order from
-    /// the medoid.
-    fn hot_set(&self, max_nodes: usize) -> Result<HotNodes> {
+    /// The static hot set: the `max_nodes` nodes that searches visit most
+    /// ([`choose_hot`](Self::choose_hot)), their records copied into RAM. The choice is
+    /// remembered in `dir/hot-<max_nodes>.qhot` (see [`layout::read_hot_list`]), so only the
+    /// first open pays for the sample searches; where the directory is read-only it is
+    /// recomputed at every open.
+    fn hot_set(&self, dir: &Path, max_nodes: usize) -> Result<HotNodes> {
         let layout = self.meta.layout;
         let n = self.meta.n as usize;
         let max_nodes = max_nodes.min(n);
@@ -468,10 +468,43 @@ impl<T: Element> DiskAnnIndex<T> {
         if max_nodes == 0 {
             return Ok(hot);
         }
+        let path = dir.join(format!("hot-{max_nodes}.qhot"));
+        let mut chosen = match layout::read_hot_list(&path, n, max_nodes) {
+            Some(c) => c,
+            None => {
+                let c = self.choose_hot(max_nodes)?;
+                if let Err(e) = layout::write_hot_list(&path, n, &c) {
+                    log::warn!("hot set not remembered ({e}); the next open samples again");
+                }
+                c
+            }
+        };
+        // Copy their records.
+        chosen.sort_unstable();
+        for batch in chosen.chunks(4096) {
+            let reqs: Vec<ReadRequest> = batch.iter().map(|&id| self.request(id)).collect();
+            self.reader().read_batch(&reqs, &mut |i, buf| {
+                let node = self.record(buf, batch[i])?;
+                hot.insert(batch[i], &node);
+                Ok(())
+            })?;
+        }
+        hot.records.shrink_to_fit();
+        hot.slots.shrink_to_fit();
+        Ok(hot)
+    }
+
+    /// The `max_nodes` (<= n) nodes that searches visit most. Visits are counted over sample
+    /// searches - the vectors of evenly spaced nodes as queries, one per 2 hot nodes (at least
+    /// 256, at most 50,000), L = 40 - the way DiskANN picks its cache from sample queries; ties
+    /// and any remainder follow BFS order from the medoid.
+    fn choose_hot(&self, max_nodes: usize) -> Result<Vec<u32>> {
+        let n = self.meta.n as usize;
+        let layout = self.meta.layout;
         // 1. Sample searches, a chunk at a time (temporaries at open are O(chunk), plus 2 bytes
         // of visit count per node: the allocator tends to keep what open frees, and it would
         // show in the index's RSS).
-        let samples = (max_nodes / 8).clamp(256.min(n), 20_000.min(n));
+        let samples = (max_nodes / 2).clamp(256.min(n), 50_000.min(n));
         let dim = self.meta.dim;
         let sp = SearchParams {
             search_list: Some(40),
@@ -528,19 +561,7 @@ impl<T: Element> DiskAnnIndex<T> {
                 chosen.push(id);
             }
         }
-        // 3. Copy their records.
-        chosen.sort_unstable();
-        for batch in chosen.chunks(4096) {
-            let reqs: Vec<ReadRequest> = batch.iter().map(|&id| self.request(id)).collect();
-            self.reader().read_batch(&reqs, &mut |i, buf| {
-                let node = self.record(buf, batch[i])?;
-                hot.insert(batch[i], &node);
-                Ok(())
-            })?;
-        }
-        hot.records.shrink_to_fit();
-        hot.slots.shrink_to_fit();
-        Ok(hot)
+        Ok(chosen)
     }
 
     /// The first `max_nodes` nodes in BFS order from the medoid.
