@@ -182,19 +182,20 @@ class Client:
         return hits, r.stats
 
 
-def read_fbin(path: str):
-    """Rows of a .fbin file (u32 n, u32 dim, then n x dim f32) as lists, without numpy."""
+def _read_bin(path: str, code: str):
+    """Rows of a big-ann .bin file: u32 rows, u32 columns, then rows x columns little-endian
+    values of struct `code` ("f" for .fbin, "i" for .ibin), as lists, without numpy."""
     with open(path, "rb") as f:
-        n, dim = struct.unpack("<2I", f.read(8))
-        data = f.read(n * dim * 4)
-    flat = struct.unpack(f"<{n * dim}f", data)
-    return [list(flat[i * dim:(i + 1) * dim]) for i in range(n)]
+        n, d = struct.unpack("<2I", f.read(8))
+        flat = struct.unpack(f"<{n * d}{code}", f.read(n * d * 4))
+    return [list(flat[i * d:(i + 1) * d]) for i in range(n)]
+
+
+def read_fbin(path: str):
+    """Rows of a .fbin file (f32 vectors)."""
+    return _read_bin(path, "f")
 
 
 def read_ibin(path: str):
-    """Rows of a .ibin file (u32 n, u32 k, then n x k i32)."""
-    with open(path, "rb") as f:
-        n, k = struct.unpack("<2I", f.read(8))
-        data = f.read(n * k * 4)
-    flat = struct.unpack(f"<{n * k}i", data)
-    return [list(flat[i * k:(i + 1) * k]) for i in range(n)]
+    """Rows of a .ibin file (i32 ids, e.g. ground truth)."""
+    return _read_bin(path, "i")
