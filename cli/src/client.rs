@@ -189,34 +189,19 @@ fn kind_pb(s: &str) -> Result<pb::IndexKind> {
     })
 }
 
-/// Payload JSON object as (text, fields).
+/// A payload line as (text, fields), typed by the server's own rule
+/// (`Payload::from_json`: "text" is the chunk, strings keywords, numbers integer or float).
 fn payload_pb(
     line: &str,
     row: usize,
 ) -> Result<(String, std::collections::HashMap<String, pb::Value>)> {
     let v: serde_json::Value =
         serde_json::from_str(line).with_context(|| format!("payload line {}", row + 1))?;
-    let serde_json::Value::Object(m) = v else {
+    if !v.is_object() {
         bail!("payload line {}: not a JSON object", row + 1);
-    };
-    let mut text = String::new();
-    let mut fields = std::collections::HashMap::new();
-    for (k, v) in m {
-        let kind = match v {
-            serde_json::Value::String(s) if k == "text" => {
-                text = s;
-                continue;
-            }
-            serde_json::Value::String(s) => pb::value::Kind::Keyword(s),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => pb::value::Kind::Integer(i),
-                None => pb::value::Kind::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            _ => continue,
-        };
-        fields.insert(k, pb::Value { kind: Some(kind) });
     }
-    Ok((text, fields))
+    let p = quiver_server::engine::payload::Payload::from_json(&v);
+    Ok((p.text.clone(), quiver_server::convert::fields_to_pb(&p)))
 }
 
 /// Streams the file into the collection; prints points/s.

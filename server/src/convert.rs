@@ -238,7 +238,8 @@ pub fn params_from_pb(p: Option<pb::SearchParams>) -> SearchParams {
     }
 }
 
-fn fields_to_pb(p: &Payload) -> std::collections::HashMap<String, pb::Value> {
+/// A payload's typed fields on the wire.
+pub fn fields_to_pb(p: &Payload) -> std::collections::HashMap<String, pb::Value> {
     p.fields
         .iter()
         .map(|(k, v)| (k.clone(), value_to_pb(v)))

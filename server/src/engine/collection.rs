@@ -418,15 +418,20 @@ impl Collection {
         let fields = self.read().fields.clone();
         let mut cfg = self.config.clone();
         cfg.fields = fields;
-        // Validate everything before anything reaches the log.
-        let parsed = points_from_pb(&cfg, points.clone())?;
+        // Encode the log record first (it borrows nothing, so the batch is not copied), then
+        // validate everything - consuming the batch - before anything reaches the log.
         let rec = pb::WalRecord {
             op: Some(pb::wal_record::Op::Upsert(pb::UpsertRequest {
                 collection: String::new(),
                 points,
             })),
-        }
-        .encode_to_vec();
+        };
+        let bytes = rec.encode_to_vec();
+        let Some(pb::wal_record::Op::Upsert(req)) = rec.op else {
+            return Err(ServerError::Internal("WAL record lost its batch".into()));
+        };
+        let parsed = points_from_pb(&cfg, req.points)?;
+        let rec = bytes;
         let lsn = {
             let mut inner = self.write();
             let lsn = self.wal.append(&rec)?;
@@ -819,7 +824,7 @@ impl Collection {
                     || (eligible as f64) < EXACT_SCAN_FRACTION * seg.n() as f64);
             let (hits, s) = search_segment(
                 &seg,
-                &q.vector,
+                (&q.vector, &qn),
                 q.k,
                 &q.params,
                 allow.as_ref(),
@@ -1331,9 +1336,10 @@ pub fn build_index(kind: IndexKind, p: &IndexParams, input: &BuildInput, out: &P
 /// One segment's top k among `allow`: exact when few points are eligible, otherwise the index
 /// with its candidate list widened by the filter's selectivity; exact again if the index found
 /// fewer than k of at least k eligible.
+/// `query` is (as given, as prepared: normalised for cosine).
 fn search_segment(
     seg: &Segment,
-    query: &[f32],
+    (query, prepared): (&[f32], &[f32]),
     k: usize,
     params: &SearchParams,
     allow: Option<&RoaringBitmap>,
@@ -1345,11 +1351,7 @@ fn search_segment(
         let ids: Vec<u32> = allow.iter().collect();
         let vs = seg.index.vectors(&ids)?;
         let metric = seg.index.manifest().metric;
-        let mut qn = query.to_vec();
-        if metric == Metric::Cosine {
-            normalize(&mut qn);
-        }
-        let (top, c) = quiver_index::scan::exact_topk(metric, &vs, query.len(), &qn, k, None);
+        let (top, c) = quiver_index::scan::exact_topk(metric, &vs, query.len(), prepared, k, None);
         let hits = top
             .into_iter()
             .map(|h| Neighbor {
