@@ -135,6 +135,8 @@ pub struct BenchRow {
     pub queries: usize,
     /// Mean distance computations per query.
     pub mean_distances: f64,
+    /// Mean posting lists probed per query (clustering indices).
+    pub mean_lists: f64,
     /// With --server: the client's CPU time over the run's wall time (cores busy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_cpu_cores: Option<f64>,
@@ -498,6 +500,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     .collect(),
                 queries: nq,
                 mean_distances: s.distance_computations as f64 / n,
+                mean_lists: s.lists as f64 / n,
                 client_cpu_cores: None,
             };
             emit(&row, a.json)?;

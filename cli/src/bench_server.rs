@@ -128,7 +128,8 @@ pub fn run(
             all.sort_by_key(|x| x.0);
             let mut recall = 0.0;
             let mut lat = Vec::with_capacity(nq);
-            let (mut reads, mut bytes, mut hits, mut dists) = (0u64, 0u64, 0u64, 0u64);
+            let (mut reads, mut bytes, mut hits, mut dists, mut lists) =
+                (0u64, 0u64, 0u64, 0u64, 0u64);
             for (q, r, us) in &all {
                 let res: Vec<Neighbor> = r
                     .hits
@@ -149,6 +150,7 @@ pub fn run(
                     bytes += s.read_bytes;
                     hits += s.cache_hits;
                     dists += s.distance_computations;
+                    lists += s.lists_probed;
                 }
             }
             lat.sort_by(f64::total_cmp);
@@ -188,6 +190,7 @@ pub fn run(
                 index_memory: memory,
                 queries: nq,
                 mean_distances: dists as f64 / n,
+                mean_lists: lists as f64 / n,
                 client_cpu_cores: Some(cpu / wall),
             };
             emit(&row, a.json)?;

@@ -6,7 +6,7 @@ use clap::Args;
 use quiver_index::build::BuildInput;
 use quiver_index::dataset::VectorFileReader;
 use quiver_index::Metric;
-use quiver_index::{diskann, hnsw};
+use quiver_index::{diskann, hnsw, spann};
 use std::path::PathBuf;
 
 /// `quiver build --kind flat --data FILE --out DIR`.
@@ -14,7 +14,9 @@ use std::path::PathBuf;
 pub struct BuildArgs {
     /// Index kind. Available: flat (exact, multi-threaded brute force), diskann (Vamana graph on
     /// SSD with PQ navigation in RAM), hnsw (in-memory graph; open with --backend mmap to serve
-    /// it from the page cache).
+    /// it from the page cache), spann (centroids + HNSW router in RAM, size-capped posting lists
+    /// on SSD, boundary vectors replicated, query-aware pruning), ivf (IVF-Flat: spann with
+    /// replication and pruning off).
     #[arg(long, default_value = "flat")]
     pub kind: String,
     /// Vector file (fbin, u8bin, i8bin, f16bin, fvecs, bvecs, npy).
@@ -54,6 +56,24 @@ pub struct BuildArgs {
     /// hnsw: candidate list size of the insertion searches.
     #[arg(long, default_value_t = hnsw::DEFAULT_EF_CONSTRUCTION)]
     pub ef_construction: usize,
+    /// spann, ivf: byte cap of one posting list (ids + full vectors).
+    #[arg(long, default_value_t = spann::DEFAULT_MAX_LIST_BYTES)]
+    pub max_list_bytes: usize,
+    /// spann: most lists a vector is written to, 1..=8 (ivf: always 1).
+    #[arg(long, default_value_t = spann::DEFAULT_REPLICAS)]
+    pub replicas: usize,
+    /// spann: closure slack eps1 - a vector joins lists whose centroid is within (1 + eps1) of
+    /// its nearest centroid's squared distance.
+    #[arg(long, default_value_t = spann::DEFAULT_CLOSURE_EPS)]
+    pub closure_eps: f32,
+    /// spann: RNG factor - a list is skipped when an already chosen centroid s has
+    /// factor * d(s, c) <= d(x, c); "inf" turns the rule off.
+    #[arg(long, default_value_t = spann::DEFAULT_RNG_FACTOR)]
+    pub rng_factor: f32,
+    /// spann, ivf: most primary vectors per centroid (sets the number of centroids)
+    /// [default: ivf the list cap, spann a sixth of it, at least 8].
+    #[arg(long)]
+    pub leaf_size: Option<usize>,
 }
 
 /// Runs `quiver build`.
@@ -113,7 +133,35 @@ pub fn run(a: BuildArgs) -> Result<()> {
             bars.finish();
             m
         }
-        other => bail!("unknown index kind {other:?} (available: flat, diskann, hnsw)"),
+        "spann" | "ivf" => {
+            let kind = if a.kind == "spann" {
+                spann::ClusterKind::Spann
+            } else {
+                spann::ClusterKind::Ivf
+            };
+            let params = spann::SpannParams {
+                max_list_bytes: a.max_list_bytes,
+                replicas: a.replicas,
+                closure_eps: a.closure_eps,
+                rng_factor: a.rng_factor,
+                leaf_size: a.leaf_size,
+                seed: a.seed,
+            };
+            let bars = PhaseBars::default();
+            let m = spann::build(&input, kind, &params, &a.out, &|ph, done, total| {
+                let label = match ph {
+                    spann::Phase::Load => "loading",
+                    spann::Phase::Cluster => "clustering",
+                    spann::Phase::Router => "router",
+                    spann::Phase::Assign => "replicas",
+                    spann::Phase::Write => "writing",
+                };
+                bars.report(label, done, total)
+            })?;
+            bars.finish();
+            m
+        }
+        other => bail!("unknown index kind {other:?} (available: flat, diskann, hnsw, spann, ivf)"),
     };
     let bytes: u64 = m
         .files

@@ -51,6 +51,8 @@ pub struct SearchStats {
     pub cache_hits: u64,
     /// Full-precision or quantized distance computations.
     pub distance_computations: u64,
+    /// Posting lists probed (clustering indices).
+    pub lists: u64,
 }
 
 impl std::ops::AddAssign for SearchStats {
@@ -60,6 +62,7 @@ impl std::ops::AddAssign for SearchStats {
         self.read_bytes += o.read_bytes;
         self.cache_hits += o.cache_hits;
         self.distance_computations += o.distance_computations;
+        self.lists += o.lists;
     }
 }
 
@@ -213,9 +216,12 @@ pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
         "flat" => crate::flat::open(dir, m, opts),
         "diskann" => crate::diskann::open(dir, m, opts),
         "hnsw" => crate::hnsw::open(dir, m, opts),
+        "spann" | "ivf" => crate::spann::open(dir, m, opts),
         other => Err(IndexError::Manifest {
             path: dir.join(crate::manifest::MANIFEST_FILE),
-            what: format!("unknown index kind {other:?} (this build knows: flat, diskann)"),
+            what: format!(
+                "unknown index kind {other:?} (this build knows: flat, diskann, hnsw, spann, ivf)"
+            ),
         }),
     }
 }

@@ -1,5 +1,5 @@
 //! Lloyd's k-means on f32 rows with k-means++ seeding, used
-//! by product quantization (and later by the clustering indices). Deterministic for a given seed.
+//! by product quantization and by the clustering indices ([`crate::spann`]). Deterministic for a given seed.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -12,12 +12,23 @@ pub fn l2sq_short(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// Squared L2 distance: the plain loop for short vectors, the SIMD kernel from 16 dimensions on
+/// (clustering whole vectors, not PQ subspaces).
+#[inline]
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() >= 16 {
+        <f32 as crate::distance::Element>::l2sq(a, b)
+    } else {
+        l2sq_short(a, b)
+    }
+}
+
 /// Index of the centroid nearest to `v` and its squared distance.
 #[inline]
 pub fn nearest(centroids: &[f32], dim: usize, v: &[f32]) -> (usize, f32) {
     let mut best = (0, f32::INFINITY);
     for (c, cent) in centroids.chunks_exact(dim).enumerate() {
-        let d = l2sq_short(cent, v);
+        let d = l2sq(cent, v);
         if d < best.1 {
             best = (c, d);
         }
@@ -42,7 +53,7 @@ pub fn kmeans(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64) -> Ve
         cent.extend_from_slice(&data[first * dim..(first + 1) * dim]);
         let mut d2: Vec<f32> = data
             .par_chunks_exact(dim)
-            .map(|r| l2sq_short(r, &cent[..dim]))
+            .map(|r| l2sq(r, &cent[..dim]))
             .collect();
         while cent.len() < k * dim {
             let total: f64 = d2.iter().map(|&x| x as f64).sum();
@@ -62,7 +73,7 @@ pub fn kmeans(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64) -> Ve
             let c = &cent[start..];
             d2.par_iter_mut()
                 .zip(data.par_chunks_exact(dim))
-                .for_each(|(d, r)| *d = d.min(l2sq_short(r, c)));
+                .for_each(|(d, r)| *d = d.min(l2sq(r, c)));
         }
     } else {
         for i in 0..k {

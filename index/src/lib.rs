@@ -10,6 +10,8 @@
 //!   which reads an index directory's [`manifest`] and picks the implementation by kind.
 //! - [`diskann`]: the SSD graph index (Vamana + PQ navigation + beam search); [`kmeans`] is the
 //!   shared clustering step. [`hnsw`]: the in-memory graph index, loaded or served through mmap.
+//! - [`spann`]: the clustering index on SSD (SPANN and IVF-Flat: centroids and their HNSW
+//!   router in RAM, size-capped posting lists on disk).
 //! - [`flat`]: the exact index. [`ids`] and [`payloads`] are the files beside every index that
 //!   let a server attach the directory as a segment.
 
@@ -31,6 +33,7 @@ pub mod metric;
 pub mod payloads;
 pub mod scan;
 mod simd;
+pub mod spann;
 pub mod synth;
 pub mod topk;
 

@@ -280,5 +280,6 @@ pub fn stats_to_pb(s: &QueryStats) -> pb::QueryStats {
         distance_computations: s.index.distance_computations,
         segments: s.segments,
         micros: s.micros,
+        lists_probed: s.index.lists,
     }
 }

@@ -10,6 +10,7 @@ mod flat;
 mod format;
 mod hnsw;
 mod server;
+mod spann;
 mod squad;
 
 use std::path::PathBuf;

@@ -111,7 +111,7 @@ fn nav_prefix(metric: Metric, chunk_f32: &mut [f32], dim: usize) {
 
 /// Appends the MIPS augmentation coordinate: rows of `dim` become rows of `dim + 1` with
 /// `sqrt(max_norm^2 - |x|^2)`. Returns the new matrix and `max_norm`.
-fn augment_ip(rows: &[f32], dim: usize) -> (Vec<f32>, f32) {
+pub(crate) fn augment_ip(rows: &[f32], dim: usize) -> (Vec<f32>, f32) {
     let norms: Vec<f32> = rows
         .chunks_exact(dim)
         .map(|r| r.iter().map(|x| x * x).sum::<f32>())

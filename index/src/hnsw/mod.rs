@@ -14,6 +14,7 @@
 
 mod graph;
 pub mod layout;
+mod ram;
 mod search;
 mod sq8;
 
@@ -32,6 +33,7 @@ pub use graph::{random_level, GraphParams};
 use layout::{block_size_for, HnswMeta, BASE_SECTION, LEVELS_SECTION, META_SECTION, UPPER_SECTION};
 use quiver_storage::io::{open_reader, thread_major_faults, Backend, MappedSection};
 use quiver_storage::{BlockFile, BlockFileWriter};
+pub use ram::RamHnsw;
 use roaring::RoaringBitmap;
 use search::{greedy, search_layer, Cand, Graph, ScratchPool};
 use sq8::{CacheLine, Sq8, SqQuery};

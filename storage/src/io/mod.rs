@@ -148,22 +148,39 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// Reads up to this size use io_uring's registered buffers unless a reader asks for more.
+pub const DEFAULT_MAX_READ_BYTES: usize = 16 * 1024;
+
 /// Opens a reader of `file` with `backend`. io_uring falls back to pread (logged once) where the
 /// kernel refuses it.
 pub fn open_reader(file: &BlockFile, backend: Backend) -> Result<Arc<dyn BlockReader>> {
+    open_reader_for(file, backend, DEFAULT_MAX_READ_BYTES)
+}
+
+/// As [`open_reader`], with io_uring's registered buffers sized for reads of up to
+/// `max_read_bytes` (posting lists are several blocks; a larger read still works, through a
+/// one-off buffer).
+pub fn open_reader_for(
+    file: &BlockFile,
+    backend: Backend,
+    max_read_bytes: usize,
+) -> Result<Arc<dyn BlockReader>> {
+    let _ = max_read_bytes; // only io_uring registers buffers
     match backend {
         Backend::Pread => Ok(Arc::new(PreadReader::open(file)?)),
         // SAFETY: block files are written once (BlockFileWriter::finish) and never modified
         // afterwards; index directories are immutable once built.
         Backend::Mmap => Ok(Arc::new(unsafe { MmapReader::open(file)? })),
         #[cfg(target_os = "linux")]
-        Backend::IoUring { queue_depth } => match UringReader::open(file, queue_depth) {
-            Ok(r) => Ok(Arc::new(r)),
-            Err(e) => {
-                log_fallback_once(&e);
-                Ok(Arc::new(PreadReader::open(file)?))
+        Backend::IoUring { queue_depth } => {
+            match UringReader::with_slot_bytes(file, queue_depth, max_read_bytes) {
+                Ok(r) => Ok(Arc::new(r)),
+                Err(e) => {
+                    log_fallback_once(&e);
+                    Ok(Arc::new(PreadReader::open(file)?))
+                }
             }
-        },
+        }
         #[cfg(not(target_os = "linux"))]
         Backend::IoUring { .. } => {
             log_fallback_once(&"io_uring is Linux-only");

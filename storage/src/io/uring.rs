@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// Default bytes per registered buffer: requests up to this size use `READ_FIXED`, larger ones a
 /// one-off aligned buffer.
-pub const DEFAULT_SLOT_BYTES: usize = 16 * 1024;
+pub const DEFAULT_SLOT_BYTES: usize = super::DEFAULT_MAX_READ_BYTES;
 
 /// Most idle rings kept per reader.
 const MAX_IDLE_RINGS: usize = 64;

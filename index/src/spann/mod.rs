@@ -1,0 +1,991 @@
+//! SPANN and IVF-Flat: a clustering index whose centroids live in RAM and whose posting lists
+//! live on SSD (Chen et al., "SPANN", NeurIPS 2021; microsoft/SPTAG).
+//!
+//! - **Build.** Rows go to the navigation space (as given for L2, normalised for cosine, and for
+//!   inner product augmented with `sqrt(M^2 - |x|^2)` as in [`crate::diskann`], so squared L2
+//!   there orders like the metric). [`cluster::hierarchical`] splits them until no primary
+//!   cluster exceeds the leaf size, so the number of centroids follows from n and the list cap.
+//!   SPANN then replicates boundary vectors ([`cluster::closure`]: within `(1 + eps1)` of the
+//!   nearest centroid, at most `replicas` lists, RNG rule); a list that would exceed
+//!   `max_list_bytes` keeps its primaries and the replicas nearest its centroid.
+//! - **Layout** ([`layout`]): `postings.qbf` holds the centroids, the router graph, a list
+//!   directory, a locator (each vector's primary list and position) and the lists, each
+//!   block-aligned and contiguous: ids then full-precision vectors.
+//! - **Search.** The centroids nearest the query come from an HNSW over the centroids held in
+//!   RAM ([`crate::hnsw::RamHnsw`]; a flat scan below [`ROUTER_MIN_LISTS`]). SPANN's query-aware
+//!   pruning keeps list j only if `d(q, c_j) <= (1 + eps2) d(q, c_1)`, at most `max_lists`. All
+//!   chosen lists of all queries of a batch are read as one batch (io_uring keeps them in flight
+//!   together), through the block cache when one is configured; replicated ids are de-duplicated
+//!   and every candidate is ranked by its exact distance. With an allow-list (or k above what
+//!   the probed lists hold) more lists are read, nearest first, until k eligible are found or no
+//!   list is left.
+//! - **IVF-Flat** is the same index with replication and pruning off: `nprobe` nearest lists.
+
+pub mod cluster;
+pub mod layout;
+
+use crate::build::{finish_index_dir, open_input, prepare_out_dir, BuildInput};
+use crate::contract::{prepare_query, OpenOptions, SearchParams, SearchStats, VectorIndex};
+use crate::distance::{normalize, Element};
+use crate::error::{IndexError, Result};
+use crate::flat::stored_bytes;
+use crate::hnsw::RamHnsw;
+use crate::manifest::Manifest;
+use crate::metric::Metric;
+use crate::topk::{Neighbor, TopK};
+use layout::{list_blocks, list_bytes, ListInfo, SpannMeta, LIST_INFO_BYTES};
+use quiver_storage::cache::{BlockCache, CachedReader, MokaBlockCache};
+use quiver_storage::io::{open_reader_for, Backend, BlockReader, ReadRequest};
+use quiver_storage::{BlockFile, BlockFileWriter};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The postings file.
+pub const POSTINGS_FILE: &str = "postings.qbf";
+/// Default byte cap of one posting list (SPANN's 12 pages of 4 KiB).
+pub const DEFAULT_MAX_LIST_BYTES: usize = 48 * 1024;
+/// Default most lists a SPANN vector is written to (SPTAG's ReplicaCount).
+pub const DEFAULT_REPLICAS: usize = 8;
+/// Most replicas accepted.
+pub const MAX_REPLICAS: usize = 8;
+/// Default closure slack eps1 (on squared distances).
+pub const DEFAULT_CLOSURE_EPS: f32 = 4.0;
+/// Default RNG factor of the closure (SPTAG's RNGFactor).
+pub const DEFAULT_RNG_FACTOR: f32 = 1.0;
+/// Default search pruning slack eps2 of SPANN (on squared distances).
+pub const DEFAULT_SEARCH_EPS: f32 = 2.0;
+/// Default lists probed (IVF `nprobe`, SPANN `max_lists`).
+pub const DEFAULT_LISTS: usize = 16;
+/// From this many centroids on, an HNSW routes queries; below it a flat scan does.
+pub const ROUTER_MIN_LISTS: usize = 1024;
+/// Centroid candidates the closure assignment considers (SPTAG's InternalResultNum).
+const CLOSURE_CANDIDATES: usize = 64;
+/// Router graph M and ef_construction.
+const ROUTER_M: usize = 16;
+const ROUTER_EF_CONSTRUCTION: usize = 100;
+/// Rows per chunk when streaming the data file.
+const CHUNK_ROWS: usize = 65_536;
+
+/// Which flavour of the clustering index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterKind {
+    /// Replication and query-aware pruning.
+    Spann,
+    /// One list per vector, `nprobe` nearest lists.
+    Ivf,
+}
+
+impl ClusterKind {
+    /// The manifest's kind name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterKind::Spann => "spann",
+            ClusterKind::Ivf => "ivf",
+        }
+    }
+}
+
+/// `quiver build --kind spann|ivf` parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct SpannParams {
+    /// Byte cap of one posting list (ids + vectors).
+    pub max_list_bytes: usize,
+    /// Most lists a vector is written to (1 for IVF).
+    pub replicas: usize,
+    /// Closure slack eps1: a vector joins lists within `(1 + eps1)` of its nearest centroid's
+    /// squared distance.
+    pub closure_eps: f32,
+    /// RNG factor: a candidate list c is skipped when a chosen centroid s has
+    /// `rng_factor * d(s, c) <= d(x, c)`.
+    pub rng_factor: f32,
+    /// Most primary vectors per centroid; `None`: the list cap (IVF) or a sixth of it, at
+    /// least 8 (SPANN, which leaves room for replicas: about 10-20% of points become centroids).
+    pub leaf_size: Option<usize>,
+    /// Seed of the clustering.
+    pub seed: u64,
+}
+
+impl SpannParams {
+    /// The defaults of `kind`.
+    pub fn defaults(kind: ClusterKind) -> Self {
+        SpannParams {
+            max_list_bytes: DEFAULT_MAX_LIST_BYTES,
+            replicas: match kind {
+                ClusterKind::Spann => DEFAULT_REPLICAS,
+                ClusterKind::Ivf => 1,
+            },
+            closure_eps: DEFAULT_CLOSURE_EPS,
+            rng_factor: DEFAULT_RNG_FACTOR,
+            leaf_size: None,
+            seed: 42,
+        }
+    }
+}
+
+/// Build phases reported to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the data file.
+    Load,
+    /// Hierarchical k-means.
+    Cluster,
+    /// The router graph over the centroids.
+    Router,
+    /// Closure assignment of replicas.
+    Assign,
+    /// Writing the lists.
+    Write,
+}
+
+/// The centroids and what finds the nearest ones.
+enum Router {
+    Flat(Vec<f32>),
+    Hnsw(RamHnsw),
+}
+
+impl Router {
+    fn new(centroids: Vec<f32>, nav_dim: usize, seed: u64) -> Router {
+        if centroids.len() / nav_dim >= ROUTER_MIN_LISTS {
+            Router::Hnsw(RamHnsw::build(
+                centroids,
+                nav_dim,
+                ROUTER_M,
+                ROUTER_EF_CONSTRUCTION,
+                seed,
+            ))
+        } else {
+            Router::Flat(centroids)
+        }
+    }
+
+    fn centroids(&self) -> &[f32] {
+        match self {
+            Router::Flat(c) => c,
+            Router::Hnsw(g) => g.data(),
+        }
+    }
+
+    /// The `k` nearest centroids (list, squared distance), closest first; `ef` bounds the
+    /// graph search.
+    fn nearest(
+        &self,
+        q: &[f32],
+        dim: usize,
+        k: usize,
+        ef: usize,
+        st: &mut SearchStats,
+    ) -> Vec<(u32, f32)> {
+        match self {
+            Router::Hnsw(g) => g.search(q, k, ef, st),
+            Router::Flat(c) => {
+                let mut top = TopK::new(k);
+                for (i, row) in c.chunks_exact(dim).enumerate() {
+                    top.push(i as u32, crate::kmeans::l2sq(q, row));
+                }
+                st.distance_computations += (c.len() / dim) as u64;
+                top.into_sorted_vec()
+                    .into_iter()
+                    .map(|n| (n.id, n.dist))
+                    .collect()
+            }
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            Router::Flat(c) => c.len() as u64 * 4,
+            Router::Hnsw(g) => g.bytes(),
+        }
+    }
+}
+
+/// Converts rows to the navigation space (f32; normalised for cosine).
+fn nav_prefix(metric: Metric, rows: &mut [f32], dim: usize) {
+    if metric == Metric::Cosine {
+        rows.chunks_exact_mut(dim).for_each(normalize);
+    }
+}
+
+/// Builds a SPANN or IVF-Flat index from `input` into `out`. `progress(phase, done, total)`.
+pub fn build(
+    input: &BuildInput,
+    kind: ClusterKind,
+    params: &SpannParams,
+    out: &Path,
+    progress: &(dyn Fn(Phase, u64, u64) + Sync),
+) -> Result<Manifest> {
+    let t0 = Instant::now();
+    let (mut reader, elem, n, dim) = open_input(input)?;
+    let vec_bytes = dim * elem.size();
+    let entry = 4 + vec_bytes;
+    if !(entry..=64 << 20).contains(&params.max_list_bytes) {
+        return Err(IndexError::InvalidArgument(format!(
+            "--max-list-bytes {} must hold one entry ({entry} bytes: id + vector) and be at most 64 MiB",
+            params.max_list_bytes
+        )));
+    }
+    let cap = params.max_list_bytes / entry;
+    let replicas = if kind == ClusterKind::Ivf {
+        1
+    } else {
+        params.replicas
+    };
+    if !(1..=MAX_REPLICAS).contains(&replicas) {
+        return Err(IndexError::InvalidArgument(format!(
+            "--replicas {replicas} must be in 1..={MAX_REPLICAS}"
+        )));
+    }
+    if !(params.closure_eps >= 0.0 && params.closure_eps.is_finite()) {
+        return Err(IndexError::InvalidArgument(format!(
+            "--closure-eps {} must be a finite number >= 0",
+            params.closure_eps
+        )));
+    }
+    if params.rng_factor.is_nan() || params.rng_factor <= 0.0 {
+        return Err(IndexError::InvalidArgument(format!(
+            "--rng-factor {} must be > 0 (inf turns the RNG rule off)",
+            params.rng_factor
+        )));
+    }
+    let leaf = match (params.leaf_size, kind) {
+        (Some(l), _) => l,
+        (None, ClusterKind::Ivf) => cap,
+        (None, ClusterKind::Spann) => (cap / 6).max(8).min(cap),
+    };
+    if !(1..=cap).contains(&leaf) {
+        return Err(IndexError::InvalidArgument(format!(
+            "--leaf-size {leaf} must be in 1..={cap} (entries a {}-byte list holds)",
+            params.max_list_bytes
+        )));
+    }
+    prepare_out_dir(out)?;
+
+    // 1. Stored rows and the navigation matrix.
+    let nav_dim = if input.metric == Metric::Ip {
+        dim + 1
+    } else {
+        dim
+    };
+    let mut nav: Vec<f32> = Vec::with_capacity(n * nav_dim);
+    let mut stored: Vec<u8> = Vec::with_capacity(n * vec_bytes);
+    while let Some(chunk) = reader.read_chunk(CHUNK_ROWS)? {
+        stored.extend_from_slice(&stored_bytes(input.metric, &chunk)?);
+        let mut v = chunk.to_f32();
+        nav_prefix(input.metric, &mut v, dim);
+        nav.extend_from_slice(&v);
+        progress(Phase::Load, reader.position() as u64, n as u64);
+    }
+    if stored.len() != n * vec_bytes {
+        return Err(IndexError::bad_file(
+            &input.data,
+            "changed while the index was being built",
+        ));
+    }
+    let mut ip_max_norm = 0.0;
+    if input.metric == Metric::Ip {
+        let (aug, m) = crate::diskann::augment_ip(&nav, dim);
+        nav = aug;
+        ip_max_norm = m;
+    }
+    let t_load = t0.elapsed().as_secs_f64();
+
+    // 2. Primary clusters.
+    let (centroids, primary) = cluster::hierarchical(&nav, nav_dim, leaf, params.seed, &|d| {
+        progress(Phase::Cluster, d, n as u64)
+    });
+    let n_lists = centroids.len() / nav_dim;
+    let t_cluster = t0.elapsed().as_secs_f64() - t_load;
+
+    // 3. The router.
+    progress(Phase::Router, 0, n_lists as u64);
+    let router = Router::new(centroids, nav_dim, params.seed);
+    progress(Phase::Router, n_lists as u64, n_lists as u64);
+    let t_router = t0.elapsed().as_secs_f64() - t_load - t_cluster;
+
+    // 4. Members of each list: primaries, then the replicas nearest the centroid that fit.
+    let mut members: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
+    let cent = router.centroids();
+    for (i, &p) in primary.iter().enumerate() {
+        let p = p as usize;
+        let d = crate::kmeans::l2sq(
+            &nav[i * nav_dim..(i + 1) * nav_dim],
+            &cent[p * nav_dim..(p + 1) * nav_dim],
+        );
+        members[p].push((d, i as u32));
+    }
+    let mut replicas_kept = 0u64;
+    let mut replicas_dropped = 0u64;
+    if replicas > 1 {
+        let rule = cluster::Closure {
+            replicas,
+            eps: params.closure_eps,
+            rng_factor: params.rng_factor,
+        };
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let extra: Vec<Vec<(u32, f32)>> = nav
+            .par_chunks_exact(nav_dim)
+            .zip(primary.par_iter())
+            .map(|(x, &p)| {
+                let mut st = SearchStats::default();
+                let cands =
+                    router.nearest(x, nav_dim, CLOSURE_CANDIDATES, CLOSURE_CANDIDATES, &mut st);
+                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if d.is_multiple_of(65_536) {
+                    progress(Phase::Assign, d, n as u64);
+                }
+                cluster::closure(x, cent, nav_dim, p, &cands, rule)
+            })
+            .collect();
+        let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
+        for (i, e) in extra.into_iter().enumerate() {
+            for (c, d) in e {
+                cands[c as usize].push((d, i as u32));
+            }
+        }
+        for (m, mut c) in members.iter_mut().zip(cands) {
+            c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let room = cap - m.len();
+            replicas_kept += c.len().min(room) as u64;
+            replicas_dropped += c.len().saturating_sub(room) as u64;
+            c.truncate(room);
+            m.extend(c);
+        }
+    }
+    // Nearest the centroid first within each list (as SPTAG stores them).
+    members
+        .par_iter_mut()
+        .for_each(|m| m.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))));
+    let t_assign = t0.elapsed().as_secs_f64() - t_load - t_cluster - t_router;
+
+    // 5. The file.
+    let mut w = BlockFileWriter::create(out.join(POSTINGS_FILE), "spann.postings")?;
+    let payload = w.payload_bytes();
+    let meta = SpannMeta {
+        dim,
+        element: elem,
+        metric: input.metric,
+        n: n as u64,
+        n_lists,
+        nav_dim,
+        vec_bytes,
+        max_list_entries: cap,
+        ip_max_norm,
+        replicas,
+        has_router: matches!(router, Router::Hnsw(_)),
+    };
+    w.write_section(layout::META_SECTION, &meta.encode())?;
+    w.write_section(
+        layout::CENTROIDS_SECTION,
+        bytemuck::cast_slice(router.centroids()),
+    )?;
+    if let Router::Hnsw(g) = &router {
+        w.write_section(layout::ROUTER_SECTION, &g.encode())?;
+    }
+    let mut dir = Vec::with_capacity(n_lists * LIST_INFO_BYTES);
+    let mut locator = vec![0u32; 2 * n];
+    let mut next = 0u64;
+    for (l, m) in members.iter().enumerate() {
+        let info = ListInfo {
+            first_block: next,
+            n_blocks: list_blocks(m.len(), entry, payload) as u32,
+            count: m.len() as u32,
+        };
+        info.encode_into(&mut dir);
+        next += info.n_blocks as u64;
+        for (pos, &(_, id)) in m.iter().enumerate() {
+            if primary[id as usize] as usize == l {
+                locator[2 * id as usize] = l as u32;
+                locator[2 * id as usize + 1] = pos as u32;
+            }
+        }
+    }
+    w.write_section(layout::LISTS_SECTION, &dir)?;
+    w.write_section(layout::LOCATOR_SECTION, bytemuck::cast_slice(&locator))?;
+    drop(locator);
+    w.begin_section(layout::POSTINGS_SECTION)?;
+    let mut buf = Vec::with_capacity(cap * entry);
+    let mut written = 0u64;
+    for m in &members {
+        buf.clear();
+        for &(_, id) in m {
+            buf.extend_from_slice(&id.to_le_bytes());
+        }
+        for &(_, id) in m {
+            let id = id as usize;
+            buf.extend_from_slice(&stored[id * vec_bytes..(id + 1) * vec_bytes]);
+        }
+        w.write(&buf)?;
+        w.pad_to_block()?;
+        written += m.len() as u64;
+        progress(Phase::Write, written, (n as u64) + replicas_kept);
+    }
+    w.end_section()?;
+    w.finish()?;
+    let t_write = t0.elapsed().as_secs_f64() - t_load - t_cluster - t_router - t_assign;
+    let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+    let entries: usize = sizes.iter().sum();
+    finish_index_dir(
+        out,
+        input,
+        kind.name(),
+        elem,
+        dim,
+        n,
+        serde_json::json!({
+            "max_list_bytes": params.max_list_bytes, "max_list_entries": cap,
+            "replicas": replicas, "closure_eps": params.closure_eps,
+            "rng_factor": params.rng_factor, "leaf_size": leaf, "seed": params.seed,
+            "lists": n_lists, "router": if meta.has_router { "hnsw" } else { "flat" },
+            "entries": entries, "replication": entries as f64 / n as f64,
+            "replicas_dropped_by_cap": replicas_dropped,
+            "list_entries": {"min": sizes.iter().min(), "mean": entries as f64 / n_lists as f64,
+                             "max": sizes.iter().max()},
+            "postings_blocks": next,
+            "seconds": {"load": t_load, "cluster": t_cluster, "router": t_router,
+                        "assign": t_assign, "write": t_write},
+        }),
+        vec![POSTINGS_FILE.into()],
+    )
+}
+
+/// Where list bytes come from: the backend, optionally behind the block cache.
+enum Source {
+    Plain(Arc<dyn BlockReader>),
+    Cached(CachedReader),
+}
+
+/// An open SPANN or IVF-Flat index over stored element type `T`.
+pub struct SpannIndex<T: Element> {
+    manifest: Manifest,
+    meta: SpannMeta,
+    file: BlockFile,
+    router: Router,
+    lists: Vec<ListInfo>,
+    source: Source,
+    postings_first_block: u64,
+    block_size: usize,
+    payload: usize,
+    /// The pruning slack used when a search names none (SPANN: [`DEFAULT_SEARCH_EPS`]; IVF:
+    /// none).
+    default_eps: Option<f32>,
+    cache_bytes: u64,
+    _t: std::marker::PhantomData<T>,
+}
+
+/// Called per list read: its index in the batch, ids, vectors, and whether the cache served it.
+type OnList<'a, T> = dyn FnMut(usize, &[u32], &[T], bool) -> Result<()> + 'a;
+
+/// One query of a batch in flight.
+struct Query<T> {
+    q: Vec<T>,
+    nav: Vec<f32>,
+    top: TopK,
+    seen: HashSet<u32>,
+    stats: SearchStats,
+    /// Lists to read next round.
+    pending: Vec<u32>,
+    /// Lists read so far.
+    probed: HashSet<u32>,
+    /// Every list by centroid distance, computed when the first choice is not enough.
+    ranked: Option<Vec<u32>>,
+}
+
+impl<T: Element> SpannIndex<T> {
+    fn open(dir: &Path, manifest: Manifest, opts: &OpenOptions) -> Result<Self> {
+        let file = BlockFile::open(dir.join(POSTINGS_FILE))?;
+        // The meta is read with pread: the reader for searches is sized by what it says.
+        let plain = open_reader_for(&file, Backend::Pread, 0)?;
+        let raw = file.read_section(plain.as_ref(), layout::META_SECTION)?;
+        let meta = SpannMeta::decode(file.path(), &raw)?;
+        if meta.dim != manifest.dim
+            || meta.n != manifest.n as u64
+            || meta.element != manifest.element
+            || meta.metric != manifest.metric
+        {
+            return Err(IndexError::bad_file(
+                file.path(),
+                format!(
+                    "meta (dim {}, n {}, {} {}) disagrees with the manifest (dim {}, n {}, {} {})",
+                    meta.dim,
+                    meta.n,
+                    meta.element,
+                    meta.metric,
+                    manifest.dim,
+                    manifest.n,
+                    manifest.element,
+                    manifest.metric
+                ),
+            ));
+        }
+        if meta.element != T::TYPE {
+            return Err(IndexError::bad_file(file.path(), "element type mismatch"));
+        }
+        let payload = file.payload_bytes();
+        // Registered buffers sized for the largest list a read may fetch.
+        let max_read = list_blocks(meta.max_list_entries, meta.entry_bytes(), payload) as usize
+            * file.block_size();
+        let reader = open_reader_for(&file, opts.backend, max_read)?;
+        let raw = file.read_section(reader.as_ref(), layout::CENTROIDS_SECTION)?;
+        if raw.len() != meta.n_lists * meta.nav_dim * 4 {
+            return Err(IndexError::bad_file(
+                file.path(),
+                format!(
+                    "section centroids: {} bytes, {} lists x {} dims need {}",
+                    raw.len(),
+                    meta.n_lists,
+                    meta.nav_dim,
+                    meta.n_lists * meta.nav_dim * 4
+                ),
+            ));
+        }
+        let centroids: Vec<f32> = bytemuck::pod_collect_to_vec(&raw);
+        if let Some(i) = centroids.iter().position(|x| !x.is_finite()) {
+            return Err(IndexError::bad_file(
+                file.path(),
+                format!("section centroids: value {i} is not finite"),
+            ));
+        }
+        let router = if meta.has_router {
+            let raw = file.read_section(reader.as_ref(), layout::ROUTER_SECTION)?;
+            Router::Hnsw(RamHnsw::decode(file.path(), &raw, centroids, meta.nav_dim)?)
+        } else {
+            Router::Flat(centroids)
+        };
+        let postings = file.section(layout::POSTINGS_SECTION)?.clone();
+        let raw = file.read_section(reader.as_ref(), layout::LISTS_SECTION)?;
+        let lists = ListInfo::decode_all(file.path(), &raw, &meta, payload, postings.n_blocks)?;
+        let loc = file.section(layout::LOCATOR_SECTION)?;
+        if loc.len != meta.n * 8 {
+            return Err(IndexError::bad_file(
+                file.path(),
+                format!(
+                    "section locator: {} bytes for {} vectors (8 each)",
+                    loc.len, meta.n
+                ),
+            ));
+        }
+        let (source, cache_bytes) = if opts.cache_bytes > 0 {
+            let cache: Arc<dyn BlockCache> = Arc::new(MokaBlockCache::new(opts.cache_bytes));
+            (
+                Source::Cached(CachedReader::new(reader, cache)),
+                opts.cache_bytes,
+            )
+        } else {
+            (Source::Plain(reader), 0)
+        };
+        let default_eps =
+            (manifest.kind == ClusterKind::Spann.name()).then_some(DEFAULT_SEARCH_EPS);
+        Ok(SpannIndex {
+            block_size: file.block_size(),
+            payload,
+            postings_first_block: postings.first_block,
+            manifest,
+            meta,
+            file,
+            router,
+            lists,
+            source,
+            default_eps,
+            cache_bytes,
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    fn reader(&self) -> &dyn BlockReader {
+        match &self.source {
+            Source::Plain(r) => r.as_ref(),
+            Source::Cached(c) => c,
+        }
+    }
+
+    /// Posting lists.
+    pub fn n_lists(&self) -> usize {
+        self.meta.n_lists
+    }
+
+    /// The read that fetches list `l`.
+    fn request(&self, l: u32) -> ReadRequest {
+        let info = self.lists[l as usize];
+        let b = self.postings_first_block + info.first_block;
+        ReadRequest::blocks(b, info.n_blocks).unwrap_or(ReadRequest::block(b))
+    }
+
+    /// Reads lists `ls` (non-empty lists only) as one batch; `on_list(i, ids, vectors, hit)`.
+    fn read_lists(&self, ls: &[u32], on_list: &mut OnList<'_, T>) -> Result<()> {
+        let reqs: Vec<ReadRequest> = ls.iter().map(|&l| self.request(l)).collect();
+        let entry = self.meta.entry_bytes();
+        let mut handle = |i: usize, buf: &[u8], hit: bool| -> Result<()> {
+            let count = self.lists[ls[i] as usize].count as usize;
+            let bytes = list_bytes(buf, count, entry, self.block_size, self.payload)?;
+            let (ib, vb) = bytes.split_at(4 * count);
+            let ids: std::borrow::Cow<[u32]> = match bytemuck::try_cast_slice(ib) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => std::borrow::Cow::Owned(bytemuck::pod_collect_to_vec(ib)),
+            };
+            let vs: std::borrow::Cow<[T]> = match bytemuck::try_cast_slice(vb) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => std::borrow::Cow::Owned(bytemuck::pod_collect_to_vec(vb)),
+            };
+            if let Some(&bad) = ids.iter().find(|&&x| x as u64 >= self.meta.n) {
+                return Err(IndexError::bad_file(
+                    self.file.path(),
+                    format!(
+                        "posting list {} (block {}) holds id {bad} (n = {})",
+                        ls[i],
+                        reqs[i].first_block(),
+                        self.meta.n
+                    ),
+                ));
+            }
+            on_list(i, &ids, &vs, hit)
+        };
+        let mut err = None;
+        let res = match &self.source {
+            Source::Plain(r) => r.read_batch(&reqs, &mut |i, buf| {
+                handle(i, buf, false).map_err(|e| {
+                    err = Some(e);
+                    quiver_storage::StorageError::InvalidArgument("posting list".into())
+                })
+            }),
+            Source::Cached(c) => c.read_batch_tagged(&reqs, &mut |i, buf, hit| {
+                handle(i, buf, hit).map_err(|e| {
+                    err = Some(e);
+                    quiver_storage::StorageError::InvalidArgument("posting list".into())
+                })
+            }),
+        };
+        match (err, res) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) => Err(e.into()),
+            (None, Ok(_)) => Ok(()),
+        }
+    }
+
+    /// The query in the navigation space (f32; normalised for cosine, 0-augmented for IP).
+    fn nav_query(&self, q: &[f32]) -> Vec<f32> {
+        let mut v = q.to_vec();
+        nav_prefix(self.meta.metric, &mut v, self.meta.dim);
+        if self.meta.metric == Metric::Ip {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                let s = self.meta.ip_max_norm / norm;
+                v.iter_mut().for_each(|x| *x *= s);
+            }
+            v.push(0.0);
+        }
+        v
+    }
+
+    /// Every list with its squared centroid distance, nearest first.
+    fn rank_all(&self, nav: &[f32], st: &mut SearchStats) -> Vec<(u32, f32)> {
+        let d = self.meta.nav_dim;
+        let mut all: Vec<(f32, u32)> = self
+            .router
+            .centroids()
+            .chunks_exact(d)
+            .enumerate()
+            .map(|(i, c)| (crate::kmeans::l2sq(nav, c), i as u32))
+            .collect();
+        st.distance_computations += all.len() as u64;
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        all.into_iter().map(|(d, i)| (i, d)).collect()
+    }
+
+    fn run(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+    ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
+        let dim = self.meta.dim;
+        crate::contract::check_batch(dim, queries)?;
+        let lists = params.nprobe.or(params.max_lists).unwrap_or(DEFAULT_LISTS);
+        if lists == 0 {
+            return Err(IndexError::InvalidArgument(
+                "nprobe / max_lists must be at least 1".into(),
+            ));
+        }
+        let lists = lists.min(self.meta.n_lists);
+        let eps = params.eps.or(self.default_eps);
+        if let Some(e) = eps {
+            if !(e >= 0.0 && e.is_finite()) {
+                return Err(IndexError::InvalidArgument(format!(
+                    "eps = {e} must be a finite number >= 0"
+                )));
+            }
+        }
+        // A filter that passes a fraction s of the vectors reads lists / s lists, so as many
+        // eligible vectors are ranked as an unfiltered search ranks; pruning is off then (it
+        // judges how hard the unfiltered query is).
+        let (lists, eps) = match allow {
+            Some(a) => {
+                let n = self.meta.n.min(u32::MAX as u64) as u32;
+                let pass = a.range_cardinality(0..n).max(1) as f64 / n.max(1) as f64;
+                let widened = (lists as f64 / pass).ceil() as usize;
+                (widened.clamp(lists, self.meta.n_lists), None)
+            }
+            None => (lists, eps),
+        };
+        let ef = (2 * lists).max(32);
+        let mut qs: Vec<Query<T>> = queries
+            .chunks_exact(dim)
+            .map(|q| -> Result<Query<T>> {
+                let qt = prepare_query::<T>(&self.manifest, q, k)?;
+                let nav = self.nav_query(q);
+                let mut stats = SearchStats::default();
+                // A quarter of the lists or more: rank them all exactly.
+                let cands = if 4 * lists >= self.meta.n_lists {
+                    let mut all = self.rank_all(&nav, &mut stats);
+                    all.truncate(lists);
+                    all
+                } else {
+                    self.router
+                        .nearest(&nav, self.meta.nav_dim, lists, ef, &mut stats)
+                };
+                let limit = match (eps, cands.first()) {
+                    (Some(e), Some(c)) => (1.0 + e) * c.1,
+                    _ => f32::INFINITY,
+                };
+                let pending = cands
+                    .iter()
+                    .take_while(|c| c.1 <= limit)
+                    .map(|c| c.0)
+                    .collect();
+                Ok(Query {
+                    q: qt,
+                    nav,
+                    top: TopK::new(k),
+                    seen: HashSet::new(),
+                    stats,
+                    pending,
+                    probed: HashSet::new(),
+                    ranked: None,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let metric = self.meta.metric;
+        loop {
+            // Every list asked for this round, read once.
+            let mut askers: HashMap<u32, Vec<usize>> = HashMap::new();
+            for (qi, q) in qs.iter_mut().enumerate() {
+                let before = q.stats.lists;
+                for l in q.pending.drain(..) {
+                    if q.probed.insert(l) {
+                        q.stats.lists += 1;
+                        askers.entry(l).or_default().push(qi);
+                    }
+                }
+                if q.stats.lists > before {
+                    q.stats.rounds += 1;
+                }
+            }
+            if askers.is_empty() {
+                break;
+            }
+            let mut ls: Vec<u32> = askers
+                .keys()
+                .copied()
+                .filter(|&l| self.lists[l as usize].count > 0)
+                .collect();
+            ls.sort_unstable();
+            let bs = self.block_size as u64;
+            self.read_lists(&ls, &mut |i, ids, vs, hit| {
+                let l = ls[i];
+                let who = &askers[&l];
+                // The read is charged to the first query that asked for it.
+                let first = &mut qs[who[0]].stats;
+                if hit {
+                    first.cache_hits += 1;
+                } else {
+                    first.reads += 1;
+                    first.read_bytes += self.lists[l as usize].n_blocks as u64 * bs;
+                }
+                for &qi in who {
+                    let q = &mut qs[qi];
+                    for (&id, row) in ids.iter().zip(vs.chunks_exact(dim)) {
+                        if allow.is_some_and(|a| !a.contains(id)) {
+                            continue;
+                        }
+                        let d = T::distance(metric, &q.q, row);
+                        q.stats.distance_computations += 1;
+                        if d <= q.top.threshold() && q.seen.insert(id) {
+                            q.top.push(id, d);
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            // Queries short of k read the next lists by centroid distance.
+            for q in qs.iter_mut() {
+                if q.top.len() >= k || q.probed.len() >= self.meta.n_lists {
+                    continue;
+                }
+                if q.ranked.is_none() {
+                    let mut st = SearchStats::default();
+                    q.ranked = Some(
+                        self.rank_all(&q.nav, &mut st)
+                            .into_iter()
+                            .map(|c| c.0)
+                            .collect(),
+                    );
+                    q.stats += st;
+                }
+                let probed = &q.probed;
+                q.pending = q
+                    .ranked
+                    .iter()
+                    .flatten()
+                    .filter(|l| !probed.contains(l))
+                    .take(lists.max(k.div_ceil(self.meta.max_list_entries)))
+                    .copied()
+                    .collect();
+            }
+        }
+        Ok(qs
+            .into_iter()
+            .map(|q| (q.top.into_sorted_vec(), q.stats))
+            .collect())
+    }
+}
+
+impl<T: Element> VectorIndex for SpannIndex<T> {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+    ) -> Result<(Vec<Neighbor>, SearchStats)> {
+        let mut out = self.run(query, k, params, allow)?;
+        out.pop()
+            .ok_or_else(|| IndexError::InvalidArgument("no query given".into()))
+    }
+
+    fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&RoaringBitmap>,
+    ) -> Result<Vec<(Vec<Neighbor>, SearchStats)>> {
+        self.run(queries, k, params, allow)
+    }
+
+    fn interleaves(&self) -> bool {
+        true
+    }
+
+    fn default_grid(&self) -> Vec<SearchParams> {
+        [1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+            .iter()
+            .map(|&l| {
+                if self.default_eps.is_some() {
+                    SearchParams {
+                        max_lists: Some(l),
+                        ..Default::default()
+                    }
+                } else {
+                    SearchParams {
+                        nprobe: Some(l),
+                        ..Default::default()
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn memory(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("centroids_and_router", self.router.bytes()),
+            (
+                "list_directory",
+                (self.lists.capacity() * std::mem::size_of::<ListInfo>()) as u64,
+            ),
+            ("cache_budget", self.cache_bytes),
+        ]
+    }
+
+    fn vectors(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        crate::contract::check_ids(ids, self.manifest.n)?;
+        let dim = self.meta.dim;
+        // Where each id's primary copy lies.
+        let loc: Vec<(u32, u32)> = if ids.len() * 64 >= self.manifest.n {
+            let raw = self
+                .file
+                .read_section(self.reader(), layout::LOCATOR_SECTION)?;
+            let all: Vec<u32> = bytemuck::pod_collect_to_vec(&raw);
+            ids.iter()
+                .map(|&i| (all[2 * i as usize], all[2 * i as usize + 1]))
+                .collect()
+        } else {
+            ids.iter()
+                .map(|&i| -> Result<(u32, u32)> {
+                    let raw = self.file.read_section_range(
+                        self.reader(),
+                        layout::LOCATOR_SECTION,
+                        i as u64 * 8,
+                        8,
+                    )?;
+                    let w: Vec<u32> = bytemuck::pod_collect_to_vec(&raw);
+                    Ok((w[0], w[1]))
+                })
+                .collect::<Result<_>>()?
+        };
+        let mut wanted: HashMap<u32, Vec<(usize, u32)>> = HashMap::new();
+        for (at, (&id, &(l, pos))) in ids.iter().zip(&loc).enumerate() {
+            let bad = self
+                .lists
+                .get(l as usize)
+                .is_none_or(|info| pos >= info.count);
+            if bad {
+                return Err(IndexError::bad_file(
+                    self.file.path(),
+                    format!("section locator: id {id} at list {l} position {pos}, out of range"),
+                ));
+            }
+            wanted.entry(l).or_default().push((at, id));
+        }
+        let mut ls: Vec<u32> = wanted.keys().copied().collect();
+        ls.sort_unstable();
+        let mut out = vec![0f32; ids.len() * dim];
+        for chunk in ls.chunks(256) {
+            self.read_lists(chunk, &mut |i, lids, vs, _| {
+                for &(at, id) in &wanted[&chunk[i]] {
+                    let pos = loc[at].1 as usize;
+                    if lids.get(pos) != Some(&id) {
+                        return Err(IndexError::bad_file(
+                            self.file.path(),
+                            format!(
+                                "list {} position {pos} holds {:?}, the locator says id {id}",
+                                chunk[i],
+                                lids.get(pos)
+                            ),
+                        ));
+                    }
+                    for (o, x) in out[at * dim..(at + 1) * dim]
+                        .iter_mut()
+                        .zip(&vs[pos * dim..(pos + 1) * dim])
+                    {
+                        *o = x.to_f32();
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+/// Opens a SPANN or IVF index directory whose manifest has been read.
+pub fn open(dir: &Path, m: Manifest, opts: &OpenOptions) -> Result<Box<dyn VectorIndex>> {
+    crate::contract::open_typed!(SpannIndex::open, dir, m, opts)
+}

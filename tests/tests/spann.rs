@@ -1,0 +1,387 @@
+//! SPANN and IVF-Flat against brute force on seeded data: every metric, backends and the cache,
+//! the list cap and replication, pruning, allow-lists, k above n, batches, `vectors`, and bad
+//! input (dimension, NaN, parameters, truncated and corrupt posting files).
+
+use crate::{mean_recall, random_rows, synth};
+use quiver_index::dataset::Matrix;
+use quiver_index::spann::{self, ClusterKind, SpannParams};
+use quiver_index::{open, Metric, OpenOptions, SearchParams};
+use quiver_storage::io::Backend;
+use roaring::RoaringBitmap;
+use std::path::{Path, PathBuf};
+
+fn build(
+    dir: &Path,
+    rows: &[f32],
+    dim: usize,
+    metric: Metric,
+    kind: ClusterKind,
+    p: &SpannParams,
+) -> PathBuf {
+    let out = dir.join(format!("{}-{metric}", kind.name()));
+    let input = crate::write_input(dir, &Matrix::from_f32(dim, rows.to_vec()), metric);
+    spann::build(&input, kind, p, &out, &|_, _, _| {}).expect("build");
+    out
+}
+
+fn opts(backend: Backend, cache_bytes: u64) -> OpenOptions {
+    OpenOptions {
+        backend,
+        cache_bytes,
+        hot_nodes: None,
+    }
+}
+
+fn lists(n: usize) -> SearchParams {
+    SearchParams {
+        max_lists: Some(n),
+        ..Default::default()
+    }
+}
+
+/// Small lists, so that even a few thousand rows make hundreds of them.
+fn small(kind: ClusterKind) -> SpannParams {
+    SpannParams {
+        max_list_bytes: 4096,
+        ..SpannParams::defaults(kind)
+    }
+}
+
+fn build_param(dir: &Path, key: &str) -> serde_json::Value {
+    let m = quiver_index::manifest::Manifest::read(dir).expect("manifest");
+    m.build_params[key].clone()
+}
+
+#[test]
+fn recall_against_brute_force_for_both_kinds_and_every_backend() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dim = 32;
+    let (rows, qs) = synth(6000, dim, false, 11);
+    for kind in [ClusterKind::Spann, ClusterKind::Ivf] {
+        let dir = build(tmp.path(), &rows, dim, Metric::L2, kind, &small(kind));
+        // No list exceeds the cap: 4096 bytes / (4 + 128) = 31 entries.
+        let cap = build_param(&dir, "max_list_entries").as_u64().expect("cap");
+        assert_eq!(cap, 31);
+        let max = build_param(&dir, "list_entries")["max"]
+            .as_u64()
+            .expect("max");
+        assert!(max <= cap, "{kind:?}: list of {max} > cap {cap}");
+        let rep = build_param(&dir, "replication").as_f64().expect("rep");
+        match kind {
+            ClusterKind::Ivf => assert_eq!(rep, 1.0),
+            ClusterKind::Spann => assert!(rep > 1.2, "spann replicates boundary vectors: {rep}"),
+        }
+        let n_lists = build_param(&dir, "lists").as_u64().expect("lists") as usize;
+        assert!(n_lists >= 6000 / 31, "{n_lists} lists");
+        let mut first: Option<Vec<Vec<u32>>> = None;
+        for (b, cache) in [
+            (Backend::Pread, 0),
+            (Backend::Mmap, 0),
+            (Backend::IoUring { queue_depth: 16 }, 0),
+            (Backend::IoUring { queue_depth: 16 }, 1 << 20),
+        ] {
+            let idx = open(&dir, &opts(b, cache)).expect("open");
+            assert_eq!(idx.manifest().kind, kind.name());
+            // More lists, more recall; every list probed is exact.
+            let few = mean_recall::<f32>(idx.as_ref(), &rows, &qs, Metric::L2, &lists(2), None);
+            let many = mean_recall::<f32>(idx.as_ref(), &rows, &qs, Metric::L2, &lists(24), None);
+            assert!(
+                many >= 0.9 && many >= few,
+                "{kind:?} {b:?}: {few} -> {many}"
+            );
+            let all = SearchParams {
+                max_lists: Some(n_lists),
+                eps: Some(1e9),
+                ..Default::default()
+            };
+            let exact = mean_recall::<f32>(idx.as_ref(), &rows, &qs, Metric::L2, &all, None);
+            assert!(
+                exact > 0.999,
+                "{kind:?}: every list probed is exact: {exact}"
+            );
+            let ids: Vec<Vec<u32>> = qs
+                .chunks_exact(dim)
+                .map(|q| {
+                    let (r, s) = idx.search(q, 10, &lists(8), None).expect("search");
+                    assert_eq!(r.len(), 10);
+                    assert!(s.lists >= 1 && s.lists <= 8, "{s:?}");
+                    assert!(s.rounds >= 1, "{s:?}");
+                    if cache == 0 {
+                        assert!(s.reads >= 1 && s.read_bytes >= 4096 * s.reads, "{s:?}");
+                    }
+                    // Replicated ids come back once.
+                    let mut u: Vec<u32> = r.iter().map(|n| n.id).collect();
+                    u.sort_unstable();
+                    u.dedup();
+                    assert_eq!(u.len(), r.len(), "duplicate ids");
+                    r.iter().map(|n| n.id).collect()
+                })
+                .collect();
+            match &first {
+                None => first = Some(ids),
+                Some(f) => assert_eq!(f, &ids, "{kind:?} {b:?} differs from pread"),
+            }
+        }
+        // The cached reader serves a repeated query from RAM.
+        let idx = open(&dir, &opts(Backend::Pread, 1 << 22)).expect("open");
+        let q = &qs[..dim];
+        let (_, cold) = idx.search(q, 10, &lists(8), None).expect("search");
+        let (_, warm) = idx.search(q, 10, &lists(8), None).expect("search");
+        assert!(
+            cold.reads > 0 && warm.reads == 0 && warm.cache_hits == cold.reads + cold.cache_hits,
+            "{cold:?} {warm:?}"
+        );
+    }
+}
+
+#[test]
+fn cosine_and_inner_product_on_unnormalized_data() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dim = 24;
+    let (mut rows, qs) = synth(4000, dim, false, 12);
+    // Norms spread over 0.5x..2x, so inner product differs from cosine.
+    for (i, r) in rows.chunks_exact_mut(dim).enumerate() {
+        let s = 0.5 + 1.5 * (i % 7) as f32 / 6.0;
+        r.iter_mut().for_each(|x| *x *= s);
+    }
+    for metric in [Metric::Cosine, Metric::Ip] {
+        let dir = build(
+            tmp.path(),
+            &rows,
+            dim,
+            metric,
+            ClusterKind::Spann,
+            &small(ClusterKind::Spann),
+        );
+        let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+        let stored: Vec<f32> = if metric == Metric::Cosine {
+            let mut v = rows.clone();
+            v.chunks_exact_mut(dim)
+                .for_each(quiver_index::distance::normalize);
+            v
+        } else {
+            rows.clone()
+        };
+        let r = mean_recall::<f32>(idx.as_ref(), &stored, &qs, metric, &lists(32), None);
+        assert!(r >= 0.9, "{metric}: recall {r}");
+    }
+}
+
+#[test]
+fn pruning_allow_lists_k_above_n_batches_and_vectors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dim = 16;
+    let (rows, qs) = synth(3000, dim, false, 13);
+    let dir = build(
+        tmp.path(),
+        &rows,
+        dim,
+        Metric::L2,
+        ClusterKind::Spann,
+        &small(ClusterKind::Spann),
+    );
+    let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+    // A tight eps probes fewer lists than the cap; a loose one reaches the cap.
+    let q = &qs[..dim];
+    let tight = SearchParams {
+        max_lists: Some(32),
+        eps: Some(0.0),
+        ..Default::default()
+    };
+    let loose = SearchParams {
+        eps: Some(1e9),
+        ..tight.clone()
+    };
+    let (_, st) = idx.search(q, 10, &tight, None).expect("tight");
+    let (_, sl) = idx.search(q, 10, &loose, None).expect("loose");
+    assert!(st.lists < sl.lists && sl.lists == 32, "{st:?} {sl:?}");
+    // 1% and 10% allow-lists: every hit allowed, exactly k, recall against filtered brute force.
+    for every in [100u32, 10] {
+        let allow: RoaringBitmap = (0..3000u32).filter(|i| i % every == 3).collect();
+        let r = mean_recall::<f32>(
+            idx.as_ref(),
+            &rows,
+            &qs,
+            Metric::L2,
+            &lists(8),
+            Some(&allow),
+        );
+        assert!(r >= 0.9, "1/{every} allowed: recall {r}");
+        for q in qs.chunks_exact(dim).take(5) {
+            let (res, _) = idx
+                .search(q, 10, &lists(8), Some(&allow))
+                .expect("filtered");
+            assert_eq!(res.len(), 10, "k hits when at least k are allowed");
+        }
+    }
+    // Fewer allowed than k: all of them.
+    let three: RoaringBitmap = [5u32, 900, 2999].into_iter().collect();
+    let (res, _) = idx.search(q, 10, &lists(2), Some(&three)).expect("three");
+    let mut got: Vec<u32> = res.iter().map(|n| n.id).collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![5, 900, 2999]);
+    // k > n: every vector, once.
+    let (all, _) = idx.search(q, 5000, &lists(4), None).expect("k > n");
+    let mut ids: Vec<u32> = all.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3000);
+    // A batch answers as the queries one by one.
+    let batch = idx
+        .search_batch(&qs[..8 * dim], 10, &lists(8), None)
+        .expect("batch");
+    for (i, (r, _)) in batch.iter().enumerate() {
+        let (one, _) = idx
+            .search(&qs[i * dim..(i + 1) * dim], 10, &lists(8), None)
+            .expect("one");
+        assert_eq!(r, &one, "query {i}");
+    }
+    // vectors() returns the stored rows, in the order asked.
+    let want = [2999u32, 0, 1234, 1234];
+    let got = idx.vectors(&want).expect("vectors");
+    for (j, &id) in want.iter().enumerate() {
+        assert_eq!(
+            &got[j * dim..(j + 1) * dim],
+            &rows[id as usize * dim..(id as usize + 1) * dim]
+        );
+    }
+    let every: Vec<u32> = (0..3000).collect();
+    assert_eq!(idx.vectors(&every).expect("all"), rows);
+    assert!(idx.vectors(&[3000]).is_err(), "id out of range");
+}
+
+#[test]
+fn bad_queries_and_parameters_get_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dim = 8;
+    let rows = random_rows(500, dim, 14);
+    let dir = build(
+        tmp.path(),
+        &rows,
+        dim,
+        Metric::L2,
+        ClusterKind::Ivf,
+        &small(ClusterKind::Ivf),
+    );
+    let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+    let e = idx.search(&[0.0; 9], 10, &lists(4), None).expect_err("dim");
+    assert!(e.to_string().contains("expected 8"), "{e}");
+    let mut nan = vec![0.0; dim];
+    nan[3] = f32::NAN;
+    let e = idx.search(&nan, 10, &lists(4), None).expect_err("nan");
+    assert!(
+        e.to_string().contains("component 3") || e.to_string().contains("index 3"),
+        "{e}"
+    );
+    let e = idx
+        .search(&[0.0; 8], 0, &lists(4), None)
+        .expect_err("k = 0");
+    assert!(e.to_string().contains("k = 0"), "{e}");
+    let e = idx
+        .search(&[0.0; 8], 10, &lists(0), None)
+        .expect_err("0 lists");
+    assert!(e.to_string().contains("at least 1"), "{e}");
+    let bad_eps = SearchParams {
+        eps: Some(-1.0),
+        ..lists(4)
+    };
+    let e = idx.search(&[0.0; 8], 10, &bad_eps, None).expect_err("eps");
+    assert!(e.to_string().contains("eps = -1"), "{e}");
+    // Build parameters.
+    let input = crate::write_input(tmp.path(), &Matrix::from_f32(dim, rows), Metric::L2);
+    for (p, want) in [
+        (
+            SpannParams {
+                replicas: 9,
+                ..SpannParams::defaults(ClusterKind::Spann)
+            },
+            "--replicas 9",
+        ),
+        (
+            SpannParams {
+                max_list_bytes: 10,
+                ..SpannParams::defaults(ClusterKind::Spann)
+            },
+            "--max-list-bytes 10",
+        ),
+        (
+            SpannParams {
+                closure_eps: f32::NAN,
+                ..SpannParams::defaults(ClusterKind::Spann)
+            },
+            "--closure-eps",
+        ),
+        (
+            SpannParams {
+                rng_factor: 0.0,
+                ..SpannParams::defaults(ClusterKind::Spann)
+            },
+            "--rng-factor 0",
+        ),
+        (
+            SpannParams {
+                leaf_size: Some(10_000),
+                ..SpannParams::defaults(ClusterKind::Spann)
+            },
+            "--leaf-size 10000",
+        ),
+    ] {
+        let e = spann::build(
+            &input,
+            ClusterKind::Spann,
+            &p,
+            &tmp.path().join("bad"),
+            &|_, _, _| {},
+        )
+        .expect_err("refused");
+        assert!(e.to_string().contains(want), "{e}");
+    }
+}
+
+#[test]
+fn truncated_and_corrupt_posting_files_are_reported_with_file_and_offset() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dim = 16;
+    let rows = random_rows(3000, dim, 15);
+    let dir = build(
+        tmp.path(),
+        &rows,
+        dim,
+        Metric::L2,
+        ClusterKind::Spann,
+        &small(ClusterKind::Spann),
+    );
+    let file = dir.join(spann::POSTINGS_FILE);
+    let good = std::fs::read(&file).expect("read");
+    // A flipped byte in the postings (the last section before the footer, so inside the last
+    // third of the file): open succeeds, the search that reads that list fails naming the file
+    // and the offset.
+    let mut bad = good.clone();
+    let off = good.len() - good.len() / 5;
+    bad[off] ^= 0x5a;
+    std::fs::write(&file, &bad).expect("write");
+    let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open reads directory, not postings");
+    let all = SearchParams {
+        max_lists: Some(100_000),
+        eps: Some(1e9),
+        ..Default::default()
+    };
+    let e = idx
+        .search(&rows[..dim], 10, &all, None)
+        .expect_err("corrupt list read");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("postings.qbf") && msg.contains("offset"),
+        "{msg}"
+    );
+    // Truncated: refused at open, naming the file.
+    std::fs::write(&file, &good[..good.len() - 5000]).expect("write");
+    let e = open(&dir, &opts(Backend::Pread, 0))
+        .err()
+        .expect("truncated");
+    assert!(e.to_string().contains("postings.qbf"), "{e}");
+    // Missing file.
+    std::fs::remove_file(&file).expect("rm");
+    let e = open(&dir, &opts(Backend::Pread, 0)).err().expect("missing");
+    assert!(e.to_string().contains("postings.qbf"), "{e}");
+}
