@@ -39,9 +39,15 @@ pub fn run(
         .collection
         .clone()
         .context("--server needs --collection")?;
-    let lists: Vec<u32> = match (&a.ef, &a.search_list) {
-        (Some(e), _) | (None, Some(e)) => parse_list(e)?,
-        (None, None) => vec![16, 32, 64, 128],
+    // One knob swept: HNSW ef / DiskANN L, or SPANN / IVF lists.
+    let by_lists = a.nprobe.is_some() || a.max_lists.is_some();
+    let lists: Vec<u32> = match (
+        &a.ef,
+        &a.search_list,
+        a.nprobe.as_ref().or(a.max_lists.as_ref()),
+    ) {
+        (Some(e), _, _) | (None, Some(e), _) | (None, None, Some(e)) => parse_list(e)?,
+        (None, None, None) => vec![16, 32, 64, 128],
     };
     // One client thread at concurrency 1 (no cross-thread wake-ups on the client side), two
     // otherwise.
@@ -83,10 +89,14 @@ pub fn run(
         let nq = queries.len() / dim;
         let conc = a.threads.max(1);
         for &l in &lists {
+            let (graph, probe) = if by_lists { (0, l) } else { (l, 0) };
             let params = pb::SearchParams {
-                search_list: l,
+                search_list: graph,
                 beam_width: 0,
-                ef: l,
+                ef: graph,
+                nprobe: probe,
+                max_lists: probe,
+                eps: 0.0,
             };
             let cpu0 = cpu_seconds();
             let t0 = Instant::now();

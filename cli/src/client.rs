@@ -157,7 +157,7 @@ pub struct IngestArgs {
     /// With --create: metric (l2, ip, cosine).
     #[arg(long, default_value = "l2")]
     pub metric: String,
-    /// With --create: index kind of segments (flat, diskann, hnsw).
+    /// With --create: index kind of segments (flat, diskann, hnsw, spann, ivf).
     #[arg(long, default_value = "hnsw")]
     pub index: String,
     /// With --create: keyword fields to index (comma list).
@@ -185,7 +185,9 @@ fn kind_pb(s: &str) -> Result<pb::IndexKind> {
         "flat" => pb::IndexKind::Flat,
         "diskann" => pb::IndexKind::Diskann,
         "hnsw" => pb::IndexKind::Hnsw,
-        _ => bail!("index kind {s:?} is not flat, diskann or hnsw"),
+        "spann" => pb::IndexKind::Spann,
+        "ivf" => pb::IndexKind::Ivf,
+        _ => bail!("index kind {s:?} is not flat, diskann, hnsw, spann or ivf"),
     })
 }
 
@@ -339,6 +341,9 @@ pub struct QueryArgs {
     /// HNSW ef / DiskANN search list (0 = default).
     #[arg(long, default_value_t = 0)]
     pub ef: u32,
+    /// SPANN / IVF posting lists probed (0 = default).
+    #[arg(long, default_value_t = 0)]
+    pub lists: u32,
     /// Return payloads.
     #[arg(long)]
     pub with_payload: bool,
@@ -372,6 +377,9 @@ pub fn query(a: QueryArgs) -> Result<()> {
                         search_list: a.ef,
                         beam_width: 0,
                         ef: a.ef,
+                        nprobe: a.lists,
+                        max_lists: a.lists,
+                        eps: 0.0,
                     }),
                     score_threshold: None,
                     filter: None,

@@ -89,9 +89,11 @@ pub fn config_from_pb(r: pb::CreateCollectionRequest) -> Result<CollectionConfig
         Ok(pb::IndexKind::Flat) => IndexKind::Flat,
         Ok(pb::IndexKind::Diskann) => IndexKind::Diskann,
         Ok(pb::IndexKind::Hnsw) | Ok(pb::IndexKind::Unspecified) => IndexKind::Hnsw,
+        Ok(pb::IndexKind::Spann) => IndexKind::Spann,
+        Ok(pb::IndexKind::Ivf) => IndexKind::Ivf,
         Err(_) => {
             return Err(ServerError::invalid(format!(
-                "index kind {} is not FLAT (1), DISKANN (2) or HNSW (3)",
+                "index kind {} is not FLAT (1), DISKANN (2), HNSW (3), SPANN (4) or IVF (5)",
                 r.index
             )))
         }
@@ -104,6 +106,8 @@ pub fn config_from_pb(r: pb::CreateCollectionRequest) -> Result<CollectionConfig
         pq_bytes: nz(p.pq_bytes),
         m: nz(p.m),
         ef_construction: nz(p.ef_construction),
+        max_list_bytes: nz(p.max_list_bytes),
+        replicas: nz(p.replicas),
     };
     let fields = r
         .fields
@@ -134,6 +138,8 @@ pub fn info_to_pb(c: &crate::engine::Collection) -> pb::CollectionInfo {
             IndexKind::Flat => pb::IndexKind::Flat,
             IndexKind::Diskann => pb::IndexKind::Diskann,
             IndexKind::Hnsw => pb::IndexKind::Hnsw,
+            IndexKind::Spann => pb::IndexKind::Spann,
+            IndexKind::Ivf => pb::IndexKind::Ivf,
         } as i32,
         params: Some(pb::IndexParams {
             max_degree: u(p.max_degree),
@@ -142,6 +148,8 @@ pub fn info_to_pb(c: &crate::engine::Collection) -> pb::CollectionInfo {
             pq_bytes: u(p.pq_bytes),
             m: u(p.m),
             ef_construction: u(p.ef_construction),
+            max_list_bytes: u(p.max_list_bytes),
+            replicas: u(p.replicas),
         }),
         fields: cfg
             .fields
@@ -234,7 +242,9 @@ pub fn params_from_pb(p: Option<pb::SearchParams>) -> SearchParams {
         search_list: nz(p.search_list),
         beam_width: nz(p.beam_width),
         ef: nz(p.ef),
-        ..Default::default()
+        nprobe: nz(p.nprobe),
+        max_lists: nz(p.max_lists),
+        eps: (p.eps > 0.0).then_some(p.eps),
     }
 }
 

@@ -1218,3 +1218,99 @@ fn a_field_index_created_later_does_not_break_wal_replay() {
     };
     assert_eq!(c.count(Some(&f)).expect("filtered"), 1);
 }
+
+#[test]
+fn spann_and_ivf_segments_search_filter_delete_and_reopen() {
+    let (rows, qs) = crate::synth(4000, DIM, false, 21);
+    for kind in [IndexKind::Spann, IndexKind::Ivf] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("db");
+        let opts = EngineOptions {
+            flush_points: 2000,
+            flat_below: 500,
+            exact_scan_max: 10,
+            ..Default::default()
+        };
+        let cfg = CollectionConfig {
+            name: "s".into(),
+            dim: DIM,
+            metric: quiver_index::Metric::L2,
+            kind,
+            params: quiver_server::engine::IndexParams {
+                max_list_bytes: Some(2048),
+                ..Default::default()
+            },
+            fields: vec![FieldSchema {
+                name: "bucket".into(),
+                ty: FieldType::Integer,
+            }],
+        };
+        let pts: Vec<pb::Point> = (0..4000)
+            .map(|i| point(i as u64, &rows[i * DIM..(i + 1) * DIM]))
+            .collect();
+        let mut live: HashSet<u64> = (0..4000).collect();
+        let query = |q: &[f32], filter: Option<quiver_server::engine::payload::Filter>| {
+            quiver_server::engine::collection::Query {
+                vector: q.to_vec(),
+                k: 10,
+                params: quiver_index::SearchParams {
+                    max_lists: Some(16),
+                    nprobe: Some(16),
+                    ..Default::default()
+                },
+                filter,
+                ..Default::default()
+            }
+        };
+        let check = |c: &quiver_server::engine::Collection, live: &HashSet<u64>| {
+            let (mut r_all, mut r_f) = (0.0, 0.0);
+            let nq = qs.len() / DIM;
+            for q in qs.chunks_exact(DIM) {
+                let (hits, st) = c.search(&query(q, None)).expect("search");
+                assert!(
+                    st.index.lists > 0,
+                    "{kind:?}: segments are {kind:?}: {st:?}"
+                );
+                let got: Vec<u64> = hits.iter().map(|h| h.id).collect();
+                assert!(got.iter().all(|g| live.contains(g)), "deleted id returned");
+                r_all += recall(&got, &exact(&rows, live, q, 10, |_| true));
+                // bucket = 3: 10% of the points.
+                let f = quiver_server::engine::payload::Filter::Match {
+                    field: "bucket".into(),
+                    any: vec![FieldValue::Integer(3)],
+                };
+                let (hits, _) = c.search(&query(q, Some(f))).expect("filtered");
+                let got: Vec<u64> = hits.iter().map(|h| h.id).collect();
+                assert_eq!(got.len(), 10, "k hits when k match");
+                assert!(got.iter().all(|g| g % 10 == 3 && live.contains(g)));
+                r_f += recall(&got, &exact(&rows, live, q, 10, |i| i % 10 == 3));
+            }
+            let (r_all, r_f) = (r_all / nq as f64, r_f / nq as f64);
+            assert!(
+                r_all >= 0.9 && r_f >= 0.9,
+                "{kind:?}: recall {r_all}, filtered {r_f}"
+            );
+        };
+        {
+            let db = Db::open(&root, opts).expect("open");
+            let c = db.create(cfg.clone()).expect("create");
+            c.upsert(pts[..2000].to_vec()).expect("upsert");
+            c.upsert(pts[2000..].to_vec()).expect("upsert");
+            c.flush_now().expect("flush");
+            let (points, segments, unflushed, _, _) = c.describe();
+            assert_eq!((points, unflushed), (4000, 0));
+            assert!(segments >= 2, "{segments} segments");
+            check(&c, &live);
+            let gone: Vec<u64> = (0..4000).filter(|i| i % 7 == 0).collect();
+            c.delete(gone.clone()).expect("delete");
+            gone.iter().for_each(|g| {
+                live.remove(g);
+            });
+            check(&c, &live);
+        }
+        let db = Db::open(&root, opts).expect("reopen");
+        let c = db.get("s").expect("collection");
+        assert_eq!(c.describe().0, live.len() as u64);
+        check(&c, &live);
+    }
+}

@@ -11,7 +11,8 @@ from . import quiver_pb2_grpc as rpc
 FieldValue = Union[str, int, float]
 
 _METRICS = {"l2": pb.L2, "ip": pb.IP, "cosine": pb.COSINE}
-_KINDS = {"flat": pb.FLAT, "diskann": pb.DISKANN, "hnsw": pb.HNSW}
+_KINDS = {"flat": pb.FLAT, "diskann": pb.DISKANN, "hnsw": pb.HNSW, "spann": pb.SPANN,
+          "ivf": pb.IVF}
 _TYPES = {"keyword": pb.KEYWORD, "integer": pb.INTEGER, "float": pb.FLOAT}
 
 
@@ -165,14 +166,17 @@ class Client:
     # Search.
     def search(self, collection: str, vector: Sequence[float], k: int = 10,
                filter: Optional[pb.Filter] = None, ef: int = 0,
-               score_threshold: Optional[float] = None, with_payload: bool = True) -> List[Hit]:
+               score_threshold: Optional[float] = None, with_payload: bool = True,
+               lists: int = 0) -> List[Hit]:
+        """`ef`: HNSW ef and DiskANN L; `lists`: SPANN / IVF lists probed (0: defaults)."""
         return self.search_with_stats(collection, vector, k, filter, ef, score_threshold,
-                                      with_payload)[0]
+                                      with_payload, lists)[0]
 
     def search_with_stats(self, collection, vector, k=10, filter=None, ef=0,
-                          score_threshold=None, with_payload=True):
+                          score_threshold=None, with_payload=True, lists=0):
         req = pb.SearchRequest(collection=collection, vector=list(vector), k=k, filter=filter,
-                               params=pb.SearchParams(ef=ef, search_list=ef),
+                               params=pb.SearchParams(ef=ef, search_list=ef, nprobe=lists,
+                                                      max_lists=lists),
                                with_payload=with_payload)
         if score_threshold is not None:
             req.score_threshold = score_threshold

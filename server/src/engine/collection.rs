@@ -53,6 +53,10 @@ pub enum IndexKind {
     Diskann,
     /// HNSW.
     Hnsw,
+    /// SPANN on SSD.
+    Spann,
+    /// IVF-Flat on SSD.
+    Ivf,
 }
 
 /// Build parameters (None = the kind's default).
@@ -70,6 +74,12 @@ pub struct IndexParams {
     pub m: Option<usize>,
     /// HNSW efConstruction.
     pub ef_construction: Option<usize>,
+    /// SPANN / IVF posting-list byte cap.
+    #[serde(default)]
+    pub max_list_bytes: Option<usize>,
+    /// SPANN most lists per vector.
+    #[serde(default)]
+    pub replicas: Option<usize>,
 }
 
 /// What `config.json` holds.
@@ -1328,6 +1338,21 @@ pub fn build_index(kind: IndexKind, p: &IndexParams, input: &BuildInput, out: &P
                 seed: d.seed,
             };
             quiver_index::hnsw::build(input, &params, out, &|_, _, _| {})?;
+        }
+        IndexKind::Spann | IndexKind::Ivf => {
+            use quiver_index::spann::{ClusterKind, SpannParams};
+            let ck = if kind == IndexKind::Spann {
+                ClusterKind::Spann
+            } else {
+                ClusterKind::Ivf
+            };
+            let d = SpannParams::defaults(ck);
+            let params = SpannParams {
+                max_list_bytes: p.max_list_bytes.unwrap_or(d.max_list_bytes),
+                replicas: p.replicas.unwrap_or(d.replicas),
+                ..d
+            };
+            quiver_index::spann::build(input, ck, &params, out, &|_, _, _| {})?;
         }
     }
     Ok(())
