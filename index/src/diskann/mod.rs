@@ -103,7 +103,7 @@ pub enum Phase {
 }
 
 /// Converts rows to the navigation space's first `dim` coordinates (f32; normalised for cosine).
-fn nav_prefix(metric: Metric, chunk_f32: &mut [f32], dim: usize) {
+pub(crate) fn nav_prefix(metric: Metric, chunk_f32: &mut [f32], dim: usize) {
     if metric == Metric::Cosine {
         chunk_f32.chunks_exact_mut(dim).for_each(normalize);
     }
@@ -123,6 +123,25 @@ pub(crate) fn augment_ip(rows: &[f32], dim: usize) -> (Vec<f32>, f32) {
         out.push((max - n2).max(0.0).sqrt());
     }
     (out, max.sqrt())
+}
+
+/// A query in the navigation space: f32, normalised for cosine, and for inner product scaled to
+/// norm `ip_max_norm` with a 0 coordinate appended.
+pub(crate) fn nav_query(metric: Metric, dim: usize, ip_max_norm: f32, q: &[f32]) -> Vec<f32> {
+    let mut v = q.to_vec();
+    nav_prefix(metric, &mut v, dim);
+    if metric == Metric::Ip {
+        // Scaling the query does not change the inner-product order, and at norm M it lies on
+        // the sphere every augmented row lies on, where greedy search behaves as it does for a
+        // data point instead of for a far-away query.
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            let s = ip_max_norm / norm;
+            v.iter_mut().for_each(|x| *x *= s);
+        }
+        v.push(0.0);
+    }
+    v
 }
 
 /// Builds a DiskANN index from `input` into `out`. `progress(phase, done, total)` reports work.
@@ -605,22 +624,9 @@ impl<T: Element> DiskAnnIndex<T> {
         self.hot.len()
     }
 
-    /// The query in the navigation space (f32; normalised for cosine, 0-augmented for IP).
+    /// The query in the navigation space.
     fn nav_query(&self, q: &[f32]) -> Vec<f32> {
-        let mut v = q.to_vec();
-        nav_prefix(self.meta.metric, &mut v, self.meta.dim);
-        if self.meta.metric == Metric::Ip {
-            // Scaling the query does not change the inner-product order, and at norm M it lies
-            // on the sphere every augmented row lies on, where greedy search behaves as it does
-            // for a data point instead of for a far-away query.
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                let s = self.meta.ip_max_norm / norm;
-                v.iter_mut().for_each(|x| *x *= s);
-            }
-            v.push(0.0);
-        }
-        v
+        nav_query(self.meta.metric, self.meta.dim, self.meta.ip_max_norm, q)
     }
 }
 

@@ -26,7 +26,8 @@ pub mod layout;
 
 use crate::build::{finish_index_dir, open_input, prepare_out_dir, BuildInput};
 use crate::contract::{prepare_query, OpenOptions, SearchParams, SearchStats, VectorIndex};
-use crate::distance::{normalize, Element};
+use crate::diskann::{nav_prefix, nav_query};
+use crate::distance::Element;
 use crate::error::{IndexError, Result};
 use crate::flat::stored_bytes;
 use crate::hnsw::RamHnsw;
@@ -200,13 +201,6 @@ impl Router {
             Router::Flat(c) => c.len() as u64 * 4,
             Router::Hnsw(g) => g.bytes(),
         }
-    }
-}
-
-/// Converts rows to the navigation space (f32; normalised for cosine).
-fn nav_prefix(metric: Metric, rows: &mut [f32], dim: usize) {
-    if metric == Metric::Cosine {
-        rows.chunks_exact_mut(dim).for_each(normalize);
     }
 }
 
@@ -490,8 +484,6 @@ struct Query<T> {
     pending: Vec<u32>,
     /// Lists read so far.
     probed: HashSet<u32>,
-    /// Every list by centroid distance, computed when the first choice is not enough.
-    ranked: Option<Vec<u32>>,
 }
 
 impl<T: Element> SpannIndex<T> {
@@ -665,21 +657,6 @@ impl<T: Element> SpannIndex<T> {
         }
     }
 
-    /// The query in the navigation space (f32; normalised for cosine, 0-augmented for IP).
-    fn nav_query(&self, q: &[f32]) -> Vec<f32> {
-        let mut v = q.to_vec();
-        nav_prefix(self.meta.metric, &mut v, self.meta.dim);
-        if self.meta.metric == Metric::Ip {
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                let s = self.meta.ip_max_norm / norm;
-                v.iter_mut().for_each(|x| *x *= s);
-            }
-            v.push(0.0);
-        }
-        v
-    }
-
     /// Every list with its squared centroid distance, nearest first.
     fn rank_all(&self, nav: &[f32], st: &mut SearchStats) -> Vec<(u32, f32)> {
         let d = self.meta.nav_dim;
@@ -736,7 +713,7 @@ impl<T: Element> SpannIndex<T> {
             .chunks_exact(dim)
             .map(|q| -> Result<Query<T>> {
                 let qt = prepare_query::<T>(&self.manifest, q, k)?;
-                let nav = self.nav_query(q);
+                let nav = nav_query(self.meta.metric, dim, self.meta.ip_max_norm, q);
                 let mut stats = SearchStats::default();
                 // A quarter of the lists or more: rank them all exactly.
                 let cands = if 4 * lists >= self.meta.n_lists {
@@ -764,7 +741,6 @@ impl<T: Element> SpannIndex<T> {
                     stats,
                     pending,
                     probed: HashSet::new(),
-                    ranked: None,
                 })
             })
             .collect::<Result<_>>()?;
@@ -820,30 +796,40 @@ impl<T: Element> SpannIndex<T> {
                 }
                 Ok(())
             })?;
-            // Queries short of k read the next lists by centroid distance.
+            // Queries short of k read the next lists by centroid distance: a wider router
+            // search while that finds unread lists, every centroid ranked once it does not.
+            let n_lists = self.meta.n_lists;
+            let chunk = lists.max(k.div_ceil(self.meta.max_list_entries));
             for q in qs.iter_mut() {
-                if q.top.len() >= k || q.probed.len() >= self.meta.n_lists {
+                if q.top.len() >= k || q.probed.len() >= n_lists {
                     continue;
                 }
-                if q.ranked.is_none() {
-                    let mut st = SearchStats::default();
-                    q.ranked = Some(
-                        self.rank_all(&q.nav, &mut st)
-                            .into_iter()
-                            .map(|c| c.0)
-                            .collect(),
+                let want = (q.probed.len() + chunk).min(n_lists);
+                let mut next = Vec::new();
+                if 4 * want < n_lists {
+                    let c = self.router.nearest(
+                        &q.nav,
+                        self.meta.nav_dim,
+                        want,
+                        2 * want,
+                        &mut q.stats,
                     );
-                    q.stats += st;
+                    next = c
+                        .into_iter()
+                        .map(|c| c.0)
+                        .filter(|l| !q.probed.contains(l))
+                        .collect();
                 }
-                let probed = &q.probed;
-                q.pending = q
-                    .ranked
-                    .iter()
-                    .flatten()
-                    .filter(|l| !probed.contains(l))
-                    .take(lists.max(k.div_ceil(self.meta.max_list_entries)))
-                    .copied()
-                    .collect();
+                if next.is_empty() {
+                    let all = self.rank_all(&q.nav, &mut q.stats);
+                    next = all
+                        .into_iter()
+                        .map(|c| c.0)
+                        .filter(|l| !q.probed.contains(l))
+                        .collect();
+                }
+                next.truncate(chunk);
+                q.pending = next;
             }
         }
         Ok(qs
