@@ -11,7 +11,7 @@
 set -euo pipefail
 NAME=$1 BASE=$2 QUERIES=$3 GT=$4
 METRIC=${METRIC:-l2} THREADS=${THREADS:-2}
-LISTS=${LISTS:-1,2,4,6,8,12,16,24,32,48,64,96,128}
+LISTS=${LISTS:-1,2,4,8,12,16,24,32,48,64,96,128,192,256,384,512}
 DISKANN_LISTS=${DISKANN_LISTS:-10,15,20,25,30,40,50,70,100,150,200}
 REPLICAS=${REPLICAS:-1,2,4,8}
 WORK=${WORK:-/work/bench-work}/$NAME
@@ -24,7 +24,8 @@ cargo build --release -p quiver-cli
 mkdir -p "$WORK" benches/results
 [ -s "$OUT" ] && mv "$OUT" "$OUT.prev"   # the last run's raw lines survive one re-run
 : > "$OUT"
-B=(bench --queries "$QUERIES" --gt "$GT" --threads "$THREADS" --backend uring --dataset "$NAME" --json)
+B=(bench --queries "$QUERIES" --gt "$GT" --threads "$THREADS" --backend uring --dataset "$NAME" --json
+   --max-queries "${MAX_QUERIES:-10000}")
 # Builds with the index's build parameters folded into the build row.
 build() {
   local kind=$1 out=$2 tool=$3; shift 3
