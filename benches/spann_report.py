@@ -23,6 +23,16 @@ def interp_by(rows, key_x, x, key_y):
     return None
 
 
+def frontier(rows):
+    """The rows no other row beats on both recall and QPS (sweeps of several knobs mixed)."""
+    best, out = -1.0, []
+    for r in sorted(rows, key=lambda r: -r["recall"]):
+        if r["qps"] > best:
+            out.append(r)
+            best = r["qps"]
+    return out
+
+
 def fmt(v, f):
     return "n/a" if v is None else format(v, f)
 
@@ -34,9 +44,12 @@ def main():
     for r in rows:
         if "recall" in r:
             runs.setdefault(r["tool"], []).append(r)
+    raw = runs
+    runs = {t: frontier(rs) for t, rs in runs.items()}
     builds = {r["tool"]: r for r in rows if r.get("phase") == "build"}
     label = {
-        "quiver-spann-r8": "Quiver SPANN (SSD)",
+        "quiver-spann-r8": "Quiver SPANN (SSD, SQ8 lists + re-rank)",
+        "quiver-spann-full": "Quiver SPANN (SSD, f32 lists)",
         "quiver-ivf": "Quiver IVF-Flat (SSD)",
         "faiss-ivf": "faiss IndexIVFFlat (RAM)",
         "quiver-diskann": "Quiver DiskANN (SSD, no cache)",
@@ -60,6 +73,17 @@ def main():
         if None not in (a, b, c):
             print(f"- recall {t:.2f}: SPANN / DiskANN at comparable RAM = **{a / b:.2f}x** QPS "
                   f"(/ uncached DiskANN {a / c:.2f}x).")
+    # Latency at concurrency 1 (benches/spann_latency.sh).
+    c1 = {t: runs[t] for t in ("quiver-spann-r8-c1", "quiver-diskann-ram-c1") if t in runs}
+    if len(c1) == 2:
+        print("\n| concurrency 1 | recall@10 | SPANN p50 us | DiskANN (same RAM) p50 us | ratio | SPANN QPS | DiskANN QPS |")
+        print("|---|---|---|---|---|---|---|")
+        a, b = c1["quiver-spann-r8-c1"], c1["quiver-diskann-ram-c1"]
+        for t in (0.90, 0.95):
+            pa, pb = interp(a, t, "p50_us"), interp(b, t, "p50_us")
+            qa, qb = interp(a, t, "qps"), interp(b, t, "qps")
+            ratio = "n/a" if None in (pa, pb) else f"**{pa / pb:.2f}x**"
+            print(f"| | {t:.2f} | {fmt(pa, ',.0f')} | {fmt(pb, ',.0f')} | {ratio} | {fmt(qa, ',.0f')} | {fmt(qb, ',.0f')} |")
     # Equal bytes: SPANN's recall at the bytes IVF-Flat reads.
     ivf = runs.get("quiver-ivf", [])
     if ivf and sp:
@@ -77,8 +101,8 @@ def main():
         for n in reps:
             t = f"quiver-spann-r{n}"
             rs, b = runs[t], builds.get(t, {})
+            at = {r["params"].get("max_lists"): r["recall"] for r in raw[t] if "rerank" not in r["params"]}
             bp = b.get("build_params", {})
-            at = {r["params"].get("max_lists"): r["recall"] for r in rs}
             kib = interp(rs, 0.90, "mean_read_bytes")
             print(f"| {n} | {bp.get('replication', 0):.2f} | {bp.get('lists', 0):,} | "
                   f"{b.get('index_bytes', 0) / MIB:.0f} | {fmt(at.get(8), '.3f')} | {fmt(at.get(16), '.3f')} | "

@@ -76,6 +76,9 @@ pub struct BenchArgs {
     /// SPANN maximum lists (comma list).
     #[arg(long)]
     pub max_lists: Option<String>,
+    /// SPANN with SQ8 lists: candidates re-ranked at full precision (comma list).
+    #[arg(long)]
+    pub rerank: Option<String>,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -289,6 +292,7 @@ pub(crate) fn grid(a: &BenchArgs, index: &dyn VectorIndex) -> Result<Vec<SearchP
         &a.nprobe,
         &a.eps,
         &a.max_lists,
+        &a.rerank,
     ]
     .iter()
     .any(|x| x.is_some());
@@ -302,14 +306,17 @@ pub(crate) fn grid(a: &BenchArgs, index: &dyn VectorIndex) -> Result<Vec<SearchP
                 for nprobe in opt(&a.nprobe)? {
                     for eps in opt(&a.eps)? {
                         for max_lists in opt(&a.max_lists)? {
-                            out.push(SearchParams {
-                                ef,
-                                search_list,
-                                beam_width,
-                                nprobe,
-                                eps,
-                                max_lists,
-                            });
+                            for rerank in opt(&a.rerank)? {
+                                out.push(SearchParams {
+                                    ef,
+                                    search_list,
+                                    beam_width,
+                                    nprobe,
+                                    eps,
+                                    max_lists,
+                                    rerank,
+                                });
+                            }
                         }
                     }
                 }

@@ -74,6 +74,11 @@ pub struct BuildArgs {
     /// [default: ivf the list cap, spann a sixth of it, at least 8].
     #[arg(long)]
     pub leaf_size: Option<usize>,
+    /// spann, ivf: what lists hold - sq8 (a byte per dimension; full vectors in vectors.qbf
+    /// re-rank the best candidates) or full (the vectors) [default: spann sq8 for float data,
+    /// ivf full].
+    #[arg(long)]
+    pub list_codes: Option<String>,
 }
 
 /// Runs `quiver build`.
@@ -146,6 +151,12 @@ pub fn run(a: BuildArgs) -> Result<()> {
                 rng_factor: a.rng_factor,
                 leaf_size: a.leaf_size,
                 seed: a.seed,
+                sq8: match a.list_codes.as_deref() {
+                    None => None,
+                    Some("sq8") => Some(true),
+                    Some("full") => Some(false),
+                    Some(other) => bail!("--list-codes {other:?} is not sq8 or full"),
+                },
             };
             let bars = PhaseBars::default();
             let m = spann::build(&input, kind, &params, &a.out, &|ph, done, total| {

@@ -36,6 +36,9 @@ pub struct SearchParams {
     /// SPANN: most lists probed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_lists: Option<usize>,
+    /// SPANN with SQ8 lists: candidates re-ranked with the full-precision vectors (default k).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<usize>,
 }
 
 /// What one search cost.

@@ -245,6 +245,7 @@ pub fn params_from_pb(p: Option<pb::SearchParams>) -> SearchParams {
         nprobe: nz(p.nprobe),
         max_lists: nz(p.max_lists),
         eps: (p.eps > 0.0).then_some(p.eps),
+        rerank: None,
     }
 }
 

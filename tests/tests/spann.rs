@@ -59,9 +59,14 @@ fn recall_against_brute_force_for_both_kinds_and_every_backend() {
     let (rows, qs) = synth(6000, dim, false, 11);
     for kind in [ClusterKind::Spann, ClusterKind::Ivf] {
         let dir = build(tmp.path(), &rows, dim, Metric::L2, kind, &small(kind));
-        // No list exceeds the cap: 4096 bytes / (4 + 128) = 31 entries.
+        // No list exceeds the cap: 4096 bytes / (4 + 128) = 31 f32 entries (IVF), or
+        // 4096 / (4 + 32) = 113 SQ8 entries (SPANN's default on float data).
         let cap = build_param(&dir, "max_list_entries").as_u64().expect("cap");
-        assert_eq!(cap, 31);
+        let codes = build_param(&dir, "list_codes");
+        match kind {
+            ClusterKind::Ivf => assert_eq!((cap, codes.as_str()), (31, Some("full"))),
+            ClusterKind::Spann => assert_eq!((cap, codes.as_str()), (113, Some("sq8"))),
+        }
         let max = build_param(&dir, "list_entries")["max"]
             .as_u64()
             .expect("max");
@@ -73,6 +78,10 @@ fn recall_against_brute_force_for_both_kinds_and_every_backend() {
         }
         let n_lists = build_param(&dir, "lists").as_u64().expect("lists") as usize;
         assert!(n_lists >= 6000 / 31, "{n_lists} lists");
+        assert_eq!(
+            dir.join(spann::VECTORS_FILE).exists(),
+            kind == ClusterKind::Spann
+        );
         let mut first: Option<Vec<Vec<u32>>> = None;
         for (b, cache) in [
             (Backend::Pread, 0),
@@ -89,9 +98,11 @@ fn recall_against_brute_force_for_both_kinds_and_every_backend() {
                 many >= 0.9 && many >= few,
                 "{kind:?} {b:?}: {few} -> {many}"
             );
+            // Every list probed, and (SQ8 lists) 100 candidates re-ranked: exact.
             let all = SearchParams {
                 max_lists: Some(n_lists),
                 eps: Some(1e9),
+                rerank: Some(100),
                 ..Default::default()
             };
             let exact = mean_recall::<f32>(idx.as_ref(), &rows, &qs, Metric::L2, &all, None);
@@ -264,6 +275,10 @@ fn bad_queries_and_parameters_get_clear_errors() {
         &small(ClusterKind::Ivf),
     );
     let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+    // IVF lists hold the vectors: vectors() finds them through the locator.
+    let got = idx.vectors(&[499, 0]).expect("vectors");
+    assert_eq!(&got[..dim], &rows[499 * dim..500 * dim]);
+    assert_eq!(&got[dim..], &rows[..dim]);
     let e = idx.search(&[0.0; 9], 10, &lists(4), None).expect_err("dim");
     assert!(e.to_string().contains("expected 8"), "{e}");
     let mut nan = vec![0.0; dim];
@@ -380,6 +395,25 @@ fn truncated_and_corrupt_posting_files_are_reported_with_file_and_offset() {
         .err()
         .expect("truncated");
     assert!(e.to_string().contains("postings.qbf"), "{e}");
+    // The full-precision rows beside SQ8 lists: a flipped byte fails the re-rank that reads
+    // it, naming vectors.qbf; truncated, it is refused at open.
+    std::fs::write(&file, &good).expect("restore");
+    let vfile = dir.join(spann::VECTORS_FILE);
+    let vgood = std::fs::read(&vfile).expect("read");
+    let mut vbad = vgood.clone();
+    vbad[4096 + 100] ^= 0x5a;
+    std::fs::write(&vfile, &vbad).expect("write");
+    let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+    let e = idx.vectors(&[0, 1, 2]).expect_err("corrupt row block");
+    assert!(
+        e.to_string().contains("vectors.qbf") && e.to_string().contains("offset"),
+        "{e}"
+    );
+    std::fs::write(&vfile, &vgood[..vgood.len() - 5000]).expect("write");
+    let e = open(&dir, &opts(Backend::Pread, 0))
+        .err()
+        .expect("truncated rows");
+    assert!(e.to_string().contains("vectors.qbf"), "{e}");
     // Missing file.
     std::fs::remove_file(&file).expect("rm");
     let e = open(&dir, &opts(Backend::Pread, 0)).err().expect("missing");

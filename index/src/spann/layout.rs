@@ -28,6 +28,10 @@ const META_VERSION: u32 = 1;
 const META_BYTES: usize = 56;
 /// Meta flag: the router section is present.
 const FLAG_ROUTER: u32 = 1;
+/// Meta flag: lists hold SQ8 codes (section `sq8`), full vectors are in `vectors.qbf`.
+const FLAG_SQ8: u32 = 2;
+/// The SQ8 quantizer: dim f32 offsets, then the step (f32).
+pub const SQ8_SECTION: &str = "sq8";
 
 /// What the meta section records.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,6 +58,8 @@ pub struct SpannMeta {
     pub replicas: usize,
     /// Whether an HNSW router over the centroids is stored.
     pub has_router: bool,
+    /// Whether list entries hold SQ8 codes (one byte per dimension) instead of the vectors.
+    pub sq8: bool,
 }
 
 impl SpannMeta {
@@ -79,7 +85,8 @@ impl SpannMeta {
         }
         b.extend_from_slice(&self.ip_max_norm.to_le_bytes());
         b.extend_from_slice(&(self.replicas as u32).to_le_bytes());
-        let flags = if self.has_router { FLAG_ROUTER } else { 0 };
+        let flags =
+            if self.has_router { FLAG_ROUTER } else { 0 } | if self.sq8 { FLAG_SQ8 } else { 0 };
         b.extend_from_slice(&flags.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         b
@@ -116,7 +123,13 @@ impl SpannMeta {
             ip_max_norm: f32::from_le_bytes([b[40], b[41], b[42], b[43]]),
             replicas: u(44) as usize,
             has_router: u(48) & FLAG_ROUTER != 0,
+            sq8: u(48) & FLAG_SQ8 != 0,
         };
+        if m.sq8 && !element.is_float() {
+            return Err(bad(format!(
+                "SQ8 codes (flags at offset 48) over {element} vectors"
+            )));
+        }
         if dim == 0 || dim > crate::dataset::MAX_DIM {
             return Err(bad(format!("dim {dim} at offset 4 out of range")));
         }
@@ -149,9 +162,18 @@ impl SpannMeta {
         Ok(m)
     }
 
-    /// Bytes of one entry (id + vector).
+    /// Bytes of one list entry's vector part: the stored vector, or its SQ8 code.
+    pub fn row_bytes(&self) -> usize {
+        if self.sq8 {
+            self.dim
+        } else {
+            self.vec_bytes
+        }
+    }
+
+    /// Bytes of one entry (id + vector or code).
     pub fn entry_bytes(&self) -> usize {
-        4 + self.vec_bytes
+        4 + self.row_bytes()
     }
 }
 
@@ -223,6 +245,76 @@ impl ListInfo {
             )));
         }
         Ok(out)
+    }
+}
+
+/// Where full-precision rows sit in `vectors.qbf` (indices whose lists hold codes): whole rows
+/// packed `per_block` to a block, or, for rows longer than a payload, each row starting a block
+/// and spanning `blocks_per_row`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowLayout {
+    /// Bytes of a row.
+    pub row: usize,
+    /// Rows per block (0 when a row spans blocks).
+    pub per_block: usize,
+    /// Blocks a row spans (1 when packed).
+    pub blocks_per_row: usize,
+}
+
+impl RowLayout {
+    /// The layout of `row`-byte rows in blocks of `payload` bytes.
+    pub fn new(row: usize, payload: usize) -> RowLayout {
+        let per_block = payload / row.max(1);
+        RowLayout {
+            row,
+            per_block,
+            blocks_per_row: if per_block > 0 {
+                1
+            } else {
+                row.div_ceil(payload)
+            },
+        }
+    }
+
+    /// Blocks `n` rows take.
+    pub fn blocks(&self, n: usize) -> u64 {
+        if self.per_block > 0 {
+            n.div_ceil(self.per_block) as u64
+        } else {
+            (n * self.blocks_per_row) as u64
+        }
+    }
+
+    /// Row `id`'s first block (relative to the section) and block count.
+    pub fn blocks_of(&self, id: u32) -> (u64, u32) {
+        if self.per_block > 0 {
+            (id as u64 / self.per_block as u64, 1)
+        } else {
+            (
+                id as u64 * self.blocks_per_row as u64,
+                self.blocks_per_row as u32,
+            )
+        }
+    }
+
+    /// Row `id`'s bytes in `buf`, the blocks [`blocks_of`](Self::blocks_of) names.
+    pub fn row_bytes<'a>(
+        &self,
+        buf: &'a [u8],
+        id: u32,
+        block_size: usize,
+        payload: usize,
+    ) -> Result<Cow<'a, [u8]>> {
+        if self.per_block > 0 {
+            let off = (id as usize % self.per_block) * self.row;
+            return buf
+                .get(off..off + self.row)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| {
+                    IndexError::InvalidArgument(format!("row read returned {} bytes", buf.len()))
+                });
+        }
+        list_bytes(buf, 1, self.row, block_size, payload)
     }
 }
 
