@@ -61,21 +61,8 @@ fi
 drop
 $Q "${B[@]}" --index "$WORK/quiver" --search-list "$DISKANN_LISTS" --beam-width 4 2>/dev/null \
   | tag quiver-diskann >> "$OUT"
-HOT=$(python3 - "$OUT" "$WORK/quiver/manifest.json" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-spann = max(r["index_rss_bytes"] for r in rows if r.get("tool") == "quiver-spann-r8" and "recall" in r)
-disk = max(r["index_rss_bytes"] for r in rows if r.get("tool") == "quiver-diskann" and "recall" in r)
-m = json.load(open(sys.argv[2]))
-node = m["dim"] * 4 + 4 + 4 * m["build_params"]["max_degree"]
-# A hot node costs its record plus ~18 bytes of id map.
-print(max(0, (spann - disk) // (node + 18)))
-PY
-)
-echo "DiskANN hot nodes for comparable RAM: $HOT"
-drop
-$Q "${B[@]}" --index "$WORK/quiver" --search-list "$DISKANN_LISTS" --beam-width 4 --hot-nodes "$HOT" \
-  2>/dev/null | tag quiver-diskann-ram >> "$OUT"
+THREADS=$THREADS WORK=${WORK%/$NAME} DISKANN_LISTS=$DISKANN_LISTS \
+  benches/spann_diskann_ram.sh "$NAME" "$QUERIES" "$GT"
 "$PEERS/ann/bin/python" benches/peers/ivf_peer.py --data "$BASE" --queries "$QUERIES" --gt "$GT" \
     --dataset "$NAME" --metric "$METRIC" --threads "$THREADS" >> "$OUT"
 echo "done: $OUT"

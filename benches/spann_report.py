@@ -4,7 +4,7 @@ IndexIVFFlat and DiskANN; SPANN vs IVF-Flat recall at equal bytes read; the repl
 and a recall-vs-QPS plot docs/spann-NAME.png. Run with the peer venv's python (matplotlib):
   /work/venvs/ann/bin/python benches/spann_report.py NAME
 """
-import json, sys
+import json, re, sys
 sys.path.insert(0, "benches")
 from diskann_report import interp, plot  # noqa: E402
 
@@ -94,7 +94,7 @@ def main():
             if s is not None:
                 print(f"| {r['mean_read_bytes'] / 1024:.0f} KiB | {r['recall']:.3f} | {s:.3f} |")
     # Replication study.
-    reps = sorted(int(t.rsplit("r", 1)[1]) for t in runs if t.startswith("quiver-spann-r"))
+    reps = sorted(int(m.group(1)) for t in runs if (m := re.fullmatch(r"quiver-spann-r(\d+)", t)))
     if reps:
         print("\n| replicas (max) | mean copies | lists | index MiB | recall@10, 8 lists | recall@10, 16 lists | KiB/q at 0.90 | QPS at 0.90 |")
         print("|---|---|---|---|---|---|---|---|")
