@@ -75,8 +75,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub leaf_size: Option<usize>,
     /// spann, ivf: what lists hold - sq8 (a byte per dimension; full vectors in vectors.qbf
-    /// re-rank the best candidates) or full (the vectors) [default: spann sq8 for float data,
-    /// ivf full].
+    /// re-rank the best candidates) or full (the vectors) [default: ivf full; spann over float
+    /// data sq8 when full-precision lists would average more than three 4 KiB blocks, else full].
     #[arg(long)]
     pub list_codes: Option<String>,
 }

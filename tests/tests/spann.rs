@@ -39,10 +39,12 @@ fn lists(n: usize) -> SearchParams {
     }
 }
 
-/// Small lists, so that even a few thousand rows make hundreds of them.
+/// Small lists, so that even a few thousand rows make hundreds of them; SPANN with SQ8 codes
+/// (lists this short would otherwise keep full vectors).
 fn small(kind: ClusterKind) -> SpannParams {
     SpannParams {
         max_list_bytes: 4096,
+        sq8: Some(kind == ClusterKind::Spann),
         ..SpannParams::defaults(kind)
     }
 }
@@ -60,7 +62,7 @@ fn recall_against_brute_force_for_both_kinds_and_every_backend() {
     for kind in [ClusterKind::Spann, ClusterKind::Ivf] {
         let dir = build(tmp.path(), &rows, dim, Metric::L2, kind, &small(kind));
         // No list exceeds the cap: 4096 bytes / (4 + 128) = 31 f32 entries (IVF), or
-        // 4096 / (4 + 32) = 113 SQ8 entries (SPANN's default on float data).
+        // 4096 / (4 + 32) = 113 SQ8 entries (SPANN here).
         let cap = build_param(&dir, "max_list_entries").as_u64().expect("cap");
         let codes = build_param(&dir, "list_codes");
         match kind {
@@ -82,6 +84,22 @@ fn recall_against_brute_force_for_both_kinds_and_every_backend() {
             dir.join(spann::VECTORS_FILE).exists(),
             kind == ClusterKind::Spann
         );
+        if kind == ClusterKind::Spann {
+            // Left to choose, SPANN keeps full vectors in lists this short (< 3 blocks).
+            let auto = SpannParams {
+                sq8: None,
+                ..small(kind)
+            };
+            let sub = tmp.path().join("auto");
+            std::fs::create_dir_all(&sub).expect("mkdir");
+            let d2 = build(&sub, &rows, dim, Metric::L2, kind, &auto);
+            let mean = build_param(&d2, "mean_full_list_bytes")
+                .as_f64()
+                .expect("mean");
+            assert!(mean < 3.0 * 4092.0, "{mean}");
+            assert_eq!(build_param(&d2, "list_codes").as_str(), Some("full"));
+            assert!(!d2.join(spann::VECTORS_FILE).exists());
+        }
         let mut first: Option<Vec<Vec<u32>>> = None;
         for (b, cache) in [
             (Backend::Pread, 0),

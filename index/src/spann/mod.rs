@@ -116,7 +116,8 @@ pub struct SpannParams {
     /// Seed of the clustering.
     pub seed: u64,
     /// Lists hold SQ8 codes (a byte per dimension) and the full-precision vectors go to
-    /// `vectors.qbf` for re-ranking; `None`: on for SPANN over float vectors, off for IVF.
+    /// `vectors.qbf` for re-ranking; `None`: off for IVF and integer vectors; for SPANN over
+    /// float vectors on when full-precision lists would average more than three blocks.
     pub sq8: Option<bool>,
 }
 
@@ -226,24 +227,19 @@ pub fn build(
     let t0 = Instant::now();
     let (mut reader, elem, n, dim) = open_input(input)?;
     let vec_bytes = dim * elem.size();
-    let sq8 = params
-        .sq8
-        .unwrap_or(kind == ClusterKind::Spann && elem.is_float());
-    if sq8 && !elem.is_float() {
+    if params.sq8 == Some(true) && !elem.is_float() {
         return Err(IndexError::InvalidArgument(format!(
             "--list-codes sq8 needs float vectors, {} are {elem}",
             input.data.display()
         )));
     }
     let full_entry = 4 + vec_bytes;
-    let entry = if sq8 { 4 + dim } else { full_entry };
     if !(full_entry..=64 << 20).contains(&params.max_list_bytes) {
         return Err(IndexError::InvalidArgument(format!(
             "--max-list-bytes {} must hold one full entry ({full_entry} bytes: id + vector) and be at most 64 MiB",
             params.max_list_bytes
         )));
     }
-    let cap = params.max_list_bytes / entry;
     // The clustering's grain follows the full-precision entry, with or without codes.
     let full_cap = params.max_list_bytes / full_entry;
     let replicas = if kind == ClusterKind::Ivf {
@@ -273,9 +269,9 @@ pub fn build(
         (None, ClusterKind::Ivf) => full_cap,
         (None, ClusterKind::Spann) => (full_cap / 6).max(8).min(full_cap),
     };
-    if !(1..=cap).contains(&leaf) {
+    if !(1..=full_cap).contains(&leaf) {
         return Err(IndexError::InvalidArgument(format!(
-            "--leaf-size {leaf} must be in 1..={cap} (entries a {}-byte list holds)",
+            "--leaf-size {leaf} must be in 1..={full_cap} (full vectors a {}-byte list holds)",
             params.max_list_bytes
         )));
     }
@@ -336,6 +332,7 @@ pub fn build(
     }
     let mut replicas_kept = 0u64;
     let mut replicas_dropped = 0u64;
+    let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
     if replicas > 1 {
         let rule = cluster::Closure {
             replicas,
@@ -357,20 +354,41 @@ pub fn build(
                 cluster::closure(x, cent, nav_dim, p, &cands, rule)
             })
             .collect();
-        let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
         for (i, e) in extra.into_iter().enumerate() {
             for (c, d) in e {
                 cands[c as usize].push((d, i as u32));
             }
         }
-        for (m, mut c) in members.iter_mut().zip(cands) {
-            c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            let room = cap - m.len();
-            replicas_kept += c.len().min(room) as u64;
-            replicas_dropped += c.len().saturating_sub(room) as u64;
-            c.truncate(room);
-            m.extend(c);
-        }
+    }
+    // What lists hold. Measured (docs/BENCHMARKS.md, issue 6): SQ8 codes and a re-rank of k
+    // rows win where full-precision lists are long (mean 18 KB on synth1m: 1.65x the QPS at
+    // recall 0.90; 15.9 KB on h100k: 1.18x) and lose where they are short (10.2 KB on the old
+    // synth100k: 0.45x; 8.1 KB on squad: 0.93x) - the k re-rank reads cost more than the codes
+    // save. Without an explicit choice, SPANN over float data takes codes above three blocks;
+    // IVF-Flat keeps full vectors.
+    let full_list_bytes = members
+        .iter()
+        .zip(&cands)
+        .map(|(m, c)| (m.len() + c.len()).min(full_cap) * full_entry)
+        .sum::<usize>() as f64
+        / n_lists as f64;
+    let sq8 = params.sq8.unwrap_or(
+        kind == ClusterKind::Spann
+            && elem.is_float()
+            && full_list_bytes
+                > (3 * quiver_storage::format::payload_bytes(
+                    quiver_storage::format::DEFAULT_BLOCK_SIZE,
+                )) as f64,
+    );
+    let entry = if sq8 { 4 + dim } else { full_entry };
+    let cap = params.max_list_bytes / entry;
+    for (m, mut c) in members.iter_mut().zip(cands) {
+        c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let room = cap - m.len();
+        replicas_kept += c.len().min(room) as u64;
+        replicas_dropped += c.len().saturating_sub(room) as u64;
+        c.truncate(room);
+        m.extend(c);
     }
     // Nearest the centroid first within each list (as SPTAG stores them).
     members
@@ -484,6 +502,7 @@ pub fn build(
             "list_entries": {"min": sizes.iter().min(), "mean": entries as f64 / n_lists as f64,
                              "max": sizes.iter().max()},
             "postings_blocks": next, "list_codes": if sq8 { "sq8" } else { "full" },
+            "mean_full_list_bytes": full_list_bytes,
             "seconds": {"load": t_load, "cluster": t_cluster, "router": t_router,
                         "assign": t_assign, "write": t_write},
         }),
