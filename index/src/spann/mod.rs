@@ -801,26 +801,28 @@ impl<T: Element> SpannIndex<T> {
     /// once); `on_row(id, row, cache_hit, block_bytes)` per id, `block_bytes` non-zero for the
     /// first id of each block read.
     fn read_rows(&self, full: &FullRows, ids: &[u32], on_row: &mut OnRow<'_, T>) -> Result<()> {
-        let mut by_block: HashMap<u64, Vec<u32>> = HashMap::new();
-        for &id in ids {
-            by_block
-                .entry(full.layout.blocks_of(id).0)
-                .or_default()
-                .push(id);
-        }
-        let blocks: Vec<u64> = by_block.keys().copied().collect();
-        let reqs: Vec<ReadRequest> = blocks
+        // (block, id) sorted: each block's rows are one run, each block one request.
+        let mut pairs: Vec<(u64, u32)> = ids
             .iter()
-            .map(|&b| {
-                let n = full.layout.blocks_per_row as u32;
-                let first = full.first_block + b;
-                ReadRequest::blocks(first, n).unwrap_or(ReadRequest::block(first))
-            })
+            .map(|&id| (full.layout.blocks_of(id).0, id))
             .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut runs: Vec<usize> = Vec::new();
+        let mut reqs: Vec<ReadRequest> = Vec::new();
+        for (j, &(b, _)) in pairs.iter().enumerate() {
+            if j == 0 || pairs[j - 1].0 != b {
+                let first = full.first_block + b;
+                let n = full.layout.blocks_per_row as u32;
+                reqs.push(ReadRequest::blocks(first, n).unwrap_or(ReadRequest::block(first)));
+                runs.push(j);
+            }
+        }
+        runs.push(pairs.len());
         let bs = full.file.block_size();
         let payload = full.file.payload_bytes();
         full.source.read(&reqs, &mut |i, buf, hit| {
-            for (j, &id) in by_block[&blocks[i]].iter().enumerate() {
+            for (j, &(_, id)) in pairs[runs[i]..runs[i + 1]].iter().enumerate() {
                 let raw = full.layout.row_bytes(buf, id, bs, payload)?;
                 let row: Vec<T> = bytemuck::pod_collect_to_vec(&raw);
                 let bytes = if j == 0 { buf.len() as u64 } else { 0 };
@@ -932,42 +934,50 @@ impl<T: Element> SpannIndex<T> {
             .collect::<Result<_>>()?;
         let metric = self.meta.metric;
         loop {
-            // Every list asked for this round, read once.
-            let mut askers: HashMap<u32, Vec<usize>> = HashMap::new();
+            // Every list asked for this round, read once: (list, query) pairs sorted by list,
+            // so each list's askers are one run (no allocation per list).
+            let mut pairs: Vec<(u32, usize)> = Vec::new();
+            let mut progressed = false;
             for (qi, q) in qs.iter_mut().enumerate() {
                 let before = q.stats.lists;
                 for l in q.pending.drain(..) {
                     if q.probed.insert(l) {
                         q.stats.lists += 1;
-                        askers.entry(l).or_default().push(qi);
+                        if self.lists[l as usize].count > 0 {
+                            pairs.push((l, qi));
+                        }
                     }
                 }
                 if q.stats.lists > before {
                     q.stats.rounds += 1;
+                    progressed = true;
                 }
             }
-            if askers.is_empty() {
+            if !progressed {
                 break;
             }
-            let mut ls: Vec<u32> = askers
-                .keys()
-                .copied()
-                .filter(|&l| self.lists[l as usize].count > 0)
-                .collect();
-            ls.sort_unstable();
+            pairs.sort_unstable();
+            let (mut ls, mut runs): (Vec<u32>, Vec<usize>) = (Vec::new(), Vec::new());
+            for (j, &(l, _)) in pairs.iter().enumerate() {
+                if ls.last() != Some(&l) {
+                    ls.push(l);
+                    runs.push(j);
+                }
+            }
+            runs.push(pairs.len());
             let bs = self.block_size as u64;
             self.read_lists(&ls, &mut |i, ids, rows, hit| {
                 let l = ls[i];
-                let who = &askers[&l];
+                let who = &pairs[runs[i]..runs[i + 1]];
                 // The read is charged to the first query that asked for it.
-                let first = &mut qs[who[0]].stats;
+                let first = &mut qs[who[0].1].stats;
                 if hit {
                     first.cache_hits += 1;
                 } else {
                     first.reads += 1;
                     first.read_bytes += self.lists[l as usize].n_blocks as u64 * bs;
                 }
-                for &qi in who {
+                for &(_, qi) in who {
                     let q = &mut qs[qi];
                     let mut offer = |id: u32, d: f32| {
                         if d <= q.top.threshold() && q.seen.insert(id) {
@@ -1044,25 +1054,27 @@ impl<T: Element> SpannIndex<T> {
         };
         // Codes ranked the candidates; their full-precision rows decide the k best, all
         // queries' rows read as one batch.
-        let mut want: HashMap<u32, Vec<usize>> = HashMap::new();
+        // (id, query) sorted: each candidate's queries are one run.
+        let mut want: Vec<(u32, usize)> = Vec::new();
         let mut tops = Vec::with_capacity(qs.len());
         for (qi, q) in qs.iter_mut().enumerate() {
             let cands = std::mem::replace(&mut q.top, TopK::new(0)).into_sorted_vec();
-            for c in &cands {
-                want.entry(c.id).or_default().push(qi);
-            }
+            want.extend(cands.iter().map(|c| (c.id, qi)));
             if !cands.is_empty() {
                 q.stats.rounds += 1;
             }
             tops.push(TopK::new(k));
         }
-        let mut ids: Vec<u32> = want.keys().copied().collect();
-        ids.sort_unstable();
-        let mut charged: HashSet<u64> = HashSet::new();
+        want.sort_unstable();
+        let mut ids: Vec<u32> = want.iter().map(|w| w.0).collect();
+        ids.dedup();
         self.read_rows(full, &ids, &mut |id, row, hit, bytes| {
-            let who = &want[&id];
-            if bytes > 0 && charged.insert(full.layout.blocks_of(id).0) {
-                let first = &mut qs[who[0]].stats;
+            let at = want.partition_point(|w| w.0 < id);
+            let end = want.partition_point(|w| w.0 <= id);
+            let who = &want[at..end];
+            // Each block is read once; its bytes come with its first row.
+            if bytes > 0 {
+                let first = &mut qs[who[0].1].stats;
                 if hit {
                     first.cache_hits += 1;
                 } else {
@@ -1070,7 +1082,7 @@ impl<T: Element> SpannIndex<T> {
                     first.read_bytes += bytes;
                 }
             }
-            for &qi in who {
+            for &(_, qi) in who {
                 tops[qi].push(id, T::distance(metric, &qs[qi].q, row));
                 qs[qi].stats.distance_computations += 1;
             }
