@@ -5,7 +5,7 @@
 #     it ends as one HNSW segment;
 #  2. the gRPC overhead: the same segment searched in-process (`quiver bench --index SEGMENT`)
 #     and through the server (`quiver bench --server`), at concurrency 1 and 16, same ef list.
-# Usage: [KIND=hnsw|diskann] benches/server_bench.sh NAME BASE QUERIES GT   (ids = row numbers)
+# Usage: [KIND=hnsw|diskann|spann] benches/server_bench.sh NAME BASE QUERIES GT   (ids = row numbers)
 # Output: benches/results/server-NAME-KIND.jsonl. In-process runs one query per call
 # (--interleave 1), as each gRPC request carries one query.
 set -euo pipefail
@@ -13,7 +13,11 @@ NAME=$1 BASE=$2 QUERIES=$3 GT=$4
 EF=${EF:-16,32,64,128}
 KIND=${KIND:-hnsw}
 BACKEND=${BACKEND:-pread}   # segment reads, server and in-process alike
-KNOB=$([ "$KIND" = diskann ] && echo --search-list || echo --ef)
+case "$KIND" in
+  diskann) KNOB=--search-list ;;
+  spann|ivf) KNOB=--max-lists; EF=${EF_LISTS:-4,8,16,32} ;;
+  *) KNOB=--ef ;;
+esac
 N=$(python3 -c "import struct,sys; print(struct.unpack('<2i', open(sys.argv[1],'rb').read(8))[0])" "$BASE")
 WORK=${WORK:-/work/bench-work}/server-$NAME-$KIND-$BACKEND
 OUT=benches/results/server-$NAME-$KIND$([ "$BACKEND" = pread ] || echo "-$BACKEND").jsonl

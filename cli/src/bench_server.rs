@@ -177,7 +177,11 @@ pub fn run(
                 metric: metric.to_string(),
                 k: a.k,
                 index: format!("server:{}", collection),
-                params: serde_json::json!({"ef": l, "search_list": l}),
+                params: if by_lists {
+                    serde_json::json!({"nprobe": l, "max_lists": l})
+                } else {
+                    serde_json::json!({"ef": l, "search_list": l})
+                },
                 threads: conc,
                 interleave: 1,
                 cache_bytes: 0,
