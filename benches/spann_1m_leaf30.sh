@@ -3,10 +3,11 @@
 # centroids of the default), against the DiskANN rows of that run and a DiskANN sweep at its RAM.
 # Output: benches/results/spann-synth1m-leaf30.jsonl.
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/.."
 M=/work/bench-work/data/synth1m
 OUT=benches/results/spann-synth1m-leaf30.jsonl
 W=/work/bench-work/synth1m-leaf30
+mkdir -p "$W" && ln -sfn /work/bench-work/synth1m/quiver "$W/quiver"   # DiskANN index of spann_1m.sh
 : > $OUT
 rm -rf $W/spann-r8
 target/release/quiver build --kind spann --data $M/base.fbin --out $W/spann-r8 --leaf-size 30 2>/dev/null | sed 's/^{/{"tool":"quiver-spann-r8","phase":"build",/' >> $OUT
