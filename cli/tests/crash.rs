@@ -1,7 +1,7 @@
 //! Crash safety of `quiver serve`: SIGKILL in the middle of a streaming ingest (with unary
 //! upserts acknowledged alongside and a segment build under way), restart, and check that every
 //! acknowledged point is there and searchable, and that each streamed batch is all there or all
-//! absent, in stream order.
+//! absent, in stream order. Also: a closed stdout ends a command quietly, not in a panic.
 
 use quiver_server::pb;
 use quiver_server::pb::collections_client::CollectionsClient;
@@ -216,4 +216,43 @@ fn sigkill_during_streaming_ingest_loses_no_acknowledged_point() {
     });
     child.kill().expect("kill");
     let _ = child.wait();
+}
+
+/// A reader that closes stdout early (`quiver ... | head`) ends the command quietly with exit 0,
+/// not with a "Broken pipe" panic.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = env!("CARGO_BIN_EXE_quiver");
+    let data = dir.path().join("d");
+    let ok = Command::new(bin)
+        .args([
+            "dataset",
+            "gen",
+            "--n",
+            "300",
+            "--dim",
+            "4",
+            "--queries",
+            "2",
+            "--out",
+        ])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("gen");
+    assert!(ok.success());
+    let mut child = Command::new(bin)
+        .args(["dataset", "info"])
+        .arg(data.join("base.fbin"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // the reader goes away before the first line
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }
