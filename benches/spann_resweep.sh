@@ -5,7 +5,8 @@
 # calibrated hot-node count recorded in benches/results/spann-NAME.jsonl, alternating, page cache
 # dropped before each. The disk's IOPS drift 20-30% between identical sweeps; the median of the
 # per-pair ratios is the figure to quote. Output: benches/results/spann-NAME-resweep.jsonl and a
-# summary line per pair.
+# summary line per pair. SPANN_INDEX=spann-full sweeps the f32-list index instead (the one the
+# build picks where lists are short, e.g. squad).
 set -euo pipefail
 NAME=$1 QUERIES=$2 GT=$3 N=${4:-3}
 WORK=${WORK:-/work/bench-work}/$NAME
@@ -21,7 +22,7 @@ B=(bench --queries "$QUERIES" --gt "$GT" --threads 2 --backend uring --dataset "
 : > "$OUT"
 for i in $(seq 1 "$N"); do
   drop
-  $Q "${B[@]}" --index "$WORK/spann-r8" --max-lists "$LISTS" --rerank "${RERANK:-10,20}" 2>/dev/null \
+  $Q "${B[@]}" --index "$WORK/${SPANN_INDEX:-spann-r8}" --max-lists "$LISTS" --rerank "${RERANK:-10,20}" 2>/dev/null \
     | sed "s/^{/{\"tool\":\"spann\",\"rep\":$i,/" >> "$OUT"
   drop
   $Q "${B[@]}" --index "$WORK/quiver" --search-list "$DISKANN_LISTS" --beam-width 4 --hot-nodes "$HOT" \
