@@ -247,3 +247,43 @@ impl BlockReader for CachedReader {
         self.read_batch_tagged(reqs, &mut |i, buf, _hit| on_read(i, buf))
     }
 }
+
+/// A backend with or without the block cache in front, read through one call that tells, per
+/// request, whether the cache served it (so a batch of several queries can charge each its own
+/// reads). What every index that reads from disk holds.
+pub enum MaybeCached {
+    /// Straight to the backend.
+    Plain(Arc<dyn BlockReader>),
+    /// Through the cache.
+    Cached(CachedReader),
+}
+
+impl MaybeCached {
+    /// `reader`, behind `cache` when one is given.
+    pub fn new(reader: Arc<dyn BlockReader>, cache: Option<&Arc<dyn BlockCache>>) -> Self {
+        match cache {
+            Some(c) => MaybeCached::Cached(CachedReader::new(reader, c.clone())),
+            None => MaybeCached::Plain(reader),
+        }
+    }
+
+    /// The reader to use for plain batches.
+    pub fn reader(&self) -> &dyn BlockReader {
+        match self {
+            MaybeCached::Plain(r) => r.as_ref(),
+            MaybeCached::Cached(c) => c,
+        }
+    }
+
+    /// As [`CachedReader::read_batch_tagged`]; without a cache every request is a miss.
+    pub fn read_batch_tagged(
+        &self,
+        reqs: &[ReadRequest],
+        on_read: &mut TaggedOnRead<'_>,
+    ) -> Result<ReadStats> {
+        match self {
+            MaybeCached::Plain(r) => r.read_batch(reqs, &mut |i, b| on_read(i, b, false)),
+            MaybeCached::Cached(c) => c.read_batch_tagged(reqs, on_read),
+        }
+    }
+}

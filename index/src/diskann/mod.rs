@@ -32,7 +32,7 @@ use crate::metric::Metric;
 use crate::topk::Neighbor;
 pub use layout::{GraphMeta, Layout, SlotMap};
 use pq::Pq;
-use quiver_storage::cache::{BlockCache, CachedReader, MokaBlockCache};
+use quiver_storage::cache::{BlockCache, MaybeCached, MokaBlockCache};
 use quiver_storage::io::{open_reader, BlockReader, ReadRequest};
 use quiver_storage::{BlockFile, BlockFileWriter, StorageError};
 use rayon::prelude::*;
@@ -298,12 +298,6 @@ pub fn build(
     )
 }
 
-/// Where node bytes come from: the backend, optionally behind the block cache.
-enum Source {
-    Plain(Arc<dyn BlockReader>),
-    Cached(CachedReader),
-}
-
 /// Node records held in RAM: one arena of `node_len`-byte records and an id -> slot map.
 #[derive(Default)]
 struct HotNodes {
@@ -341,7 +335,7 @@ pub struct DiskAnnIndex<T: Element> {
     meta: GraphMeta,
     pq: Pq,
     codes: Vec<u8>,
-    source: Source,
+    source: MaybeCached,
     /// Block number of the first node block.
     nodes_first_block: u64,
     block_size: usize,
@@ -415,7 +409,7 @@ impl<T: Element> DiskAnnIndex<T> {
             meta,
             pq,
             codes,
-            source: Source::Plain(reader.clone()),
+            source: MaybeCached::Plain(reader.clone()),
             nodes_first_block: nodes.first_block,
             block_size: file.block_size(),
             order,
@@ -437,7 +431,7 @@ impl<T: Element> DiskAnnIndex<T> {
         idx.hot = idx.hot_set(dir, hot_nodes)?;
         if dynamic > 0 {
             let cache: Arc<dyn BlockCache> = Arc::new(MokaBlockCache::new(dynamic));
-            idx.source = Source::Cached(CachedReader::new(reader, cache));
+            idx.source = MaybeCached::new(reader, Some(&cache));
             idx.dynamic_cache_bytes = dynamic;
         }
         Ok(idx)
@@ -613,10 +607,7 @@ impl<T: Element> DiskAnnIndex<T> {
 
     /// The reader searches go through (the cached one when a cache is configured).
     fn reader(&self) -> &dyn BlockReader {
-        match &self.source {
-            Source::Plain(r) => r.as_ref(),
-            Source::Cached(c) => c,
-        }
+        self.source.reader()
     }
 
     /// Nodes held in RAM at open (the static hot set).

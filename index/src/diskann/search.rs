@@ -11,7 +11,7 @@
 //! expanded from the same buffer, saving the reads they would cost later. A query finishes when
 //! its list holds no new candidate.
 
-use super::{DiskAnnIndex, Source, DEFAULT_BEAM_WIDTH, DEFAULT_SEARCH_LIST};
+use super::{DiskAnnIndex, DEFAULT_BEAM_WIDTH, DEFAULT_SEARCH_LIST};
 use crate::contract::{check_batch, prepare_query, SearchParams, SearchStats};
 use crate::diskann::pq::Pq;
 use crate::distance::Element;
@@ -355,10 +355,7 @@ pub(super) fn run_traced<T: Element>(
                 }
                 Ok(())
             };
-        match &idx.source {
-            Source::Plain(r) => r.read_batch(&reqs, &mut |i, b| on_read(i, b, false))?,
-            Source::Cached(c) => c.read_batch_tagged(&reqs, &mut on_read)?,
-        };
+        idx.source.read_batch_tagged(&reqs, &mut on_read)?;
     }
     let mut back = Vec::with_capacity(qs.len());
     let out = qs

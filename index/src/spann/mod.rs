@@ -36,7 +36,7 @@ use crate::manifest::Manifest;
 use crate::metric::Metric;
 use crate::topk::{Neighbor, TopK};
 use layout::{list_blocks, list_bytes, ListInfo, RowLayout, SpannMeta, LIST_INFO_BYTES};
-use quiver_storage::cache::{BlockCache, CachedReader, MokaBlockCache};
+use quiver_storage::cache::{BlockCache, MaybeCached, MokaBlockCache};
 use quiver_storage::io::{open_reader_for, Backend, BlockReader, ReadRequest};
 use quiver_storage::{BlockFile, BlockFileWriter};
 use rayon::prelude::*;
@@ -514,55 +514,27 @@ pub fn build(
     )
 }
 
-/// Where list bytes come from: the backend, optionally behind the block cache.
-enum Source {
-    Plain(Arc<dyn BlockReader>),
-    Cached(CachedReader),
-}
-
-impl Source {
-    fn new(reader: Arc<dyn BlockReader>, cache: Option<&Arc<dyn BlockCache>>) -> Source {
-        match cache {
-            Some(c) => Source::Cached(CachedReader::new(reader, c.clone())),
-            None => Source::Plain(reader),
-        }
-    }
-
-    fn reader(&self) -> &dyn BlockReader {
-        match self {
-            Source::Plain(r) => r.as_ref(),
-            Source::Cached(c) => c,
-        }
-    }
-
-    /// Reads `reqs` as one batch; `handle(i, bytes, cache_hit)` per request. The handler's own
-    /// error is returned as it is.
-    fn read(&self, reqs: &[ReadRequest], handle: &mut OnBlocks<'_>) -> Result<()> {
-        let mut err = None;
-        let mut keep = |r: Result<()>| {
-            r.map_err(|e| {
-                err = Some(e);
-                quiver_storage::StorageError::InvalidArgument("read handler".into())
-            })
-        };
-        let res = match self {
-            Source::Plain(r) => r.read_batch(reqs, &mut |i, buf| keep(handle(i, buf, false))),
-            Source::Cached(c) => {
-                c.read_batch_tagged(reqs, &mut |i, buf, hit| keep(handle(i, buf, hit)))
-            }
-        };
-        match (err, res) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(e.into()),
-            (None, Ok(_)) => Ok(()),
-        }
+/// Reads `reqs` through `src` as one batch; `handle(i, bytes, cache_hit)` per request. The
+/// handler's own error (an index error: a bad id, a short list) is returned as it is.
+fn read_tagged(src: &MaybeCached, reqs: &[ReadRequest], handle: &mut OnBlocks<'_>) -> Result<()> {
+    let mut err = None;
+    let res = src.read_batch_tagged(reqs, &mut |i, buf, hit| {
+        handle(i, buf, hit).map_err(|e| {
+            err = Some(e);
+            quiver_storage::StorageError::InvalidArgument("read handler".into())
+        })
+    });
+    match (err, res) {
+        (Some(e), _) => Err(e),
+        (None, Err(e)) => Err(e.into()),
+        (None, Ok(_)) => Ok(()),
     }
 }
 
 /// The full-precision rows of an index whose lists hold codes (`vectors.qbf`).
 struct FullRows {
     file: BlockFile,
-    source: Source,
+    source: MaybeCached,
     first_block: u64,
     layout: RowLayout,
 }
@@ -580,7 +552,7 @@ pub struct SpannIndex<T: Element> {
     file: BlockFile,
     router: Router,
     lists: Vec<ListInfo>,
-    source: Source,
+    source: MaybeCached,
     postings_first_block: u64,
     block_size: usize,
     payload: usize,
@@ -716,7 +688,7 @@ impl<T: Element> SpannIndex<T> {
             }
             let r = open_reader_for(&vf, opts.backend, layout.blocks_per_row * vf.block_size())?;
             let full = FullRows {
-                source: Source::new(r, cache.as_ref()),
+                source: MaybeCached::new(r, cache.as_ref()),
                 first_block: sec.first_block,
                 layout,
                 file: vf,
@@ -725,7 +697,7 @@ impl<T: Element> SpannIndex<T> {
         } else {
             (None, None)
         };
-        let source = Source::new(reader, cache.as_ref());
+        let source = MaybeCached::new(reader, cache.as_ref());
         let cache_bytes = opts.cache_bytes;
         let default_eps =
             (manifest.kind == ClusterKind::Spann.name()).then_some(DEFAULT_SEARCH_EPS);
@@ -767,7 +739,7 @@ impl<T: Element> SpannIndex<T> {
     fn read_lists(&self, ls: &[u32], on_list: &mut OnList<'_, T>) -> Result<()> {
         let reqs: Vec<ReadRequest> = ls.iter().map(|&l| self.request(l)).collect();
         let entry = self.meta.entry_bytes();
-        self.source.read(&reqs, &mut |i, buf, hit| {
+        read_tagged(&self.source, &reqs, &mut |i, buf, hit| {
             let count = self.lists[ls[i] as usize].count as usize;
             let bytes = list_bytes(buf, count, entry, self.block_size, self.payload)?;
             let (ib, vb) = bytes.split_at(4 * count);
@@ -821,7 +793,7 @@ impl<T: Element> SpannIndex<T> {
         runs.push(pairs.len());
         let bs = full.file.block_size();
         let payload = full.file.payload_bytes();
-        full.source.read(&reqs, &mut |i, buf, hit| {
+        read_tagged(&full.source, &reqs, &mut |i, buf, hit| {
             for (j, &(_, id)) in pairs[runs[i]..runs[i + 1]].iter().enumerate() {
                 let raw = full.layout.row_bytes(buf, id, bs, payload)?;
                 let row: Vec<T> = bytemuck::pod_collect_to_vec(&raw);
