@@ -45,9 +45,10 @@ fn backends(file: &BlockFile) -> Vec<(String, Arc<dyn BlockReader>)> {
             open_reader(file, Backend::IoUring { queue_depth: 64 }).expect("uring"),
         ),
     ];
-    if let Ok(u) = UringReader::with_slot_bytes(file, 8, 4096) {
-        // Slots of one block: multi-block requests take the one-off buffer path.
-        v.push(("uring-small-slots".into(), Arc::new(u)));
+    if let Ok(u) = UringReader::with_slot_bytes(file, 2, 4096) {
+        // An arena of two blocks: 3- and 4-block requests take the one-off buffer path, and
+        // 2-block requests wait for the arena to empty.
+        v.push(("uring-small-arena".into(), Arc::new(u)));
     }
     let cached: Vec<(String, Arc<dyn BlockReader>)> = v
         .iter()

@@ -19,8 +19,8 @@ use std::sync::Mutex;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-/// Default bytes per registered buffer: requests up to this size use `READ_FIXED`, larger ones a
-/// one-off aligned buffer.
+/// Default size of the largest read expected: the registered arena holds at least one of these;
+/// a request larger than the arena uses a one-off aligned buffer.
 pub const DEFAULT_SLOT_BYTES: usize = super::DEFAULT_MAX_READ_BYTES;
 
 /// Most idle rings kept per reader.
@@ -38,7 +38,11 @@ pub struct UringReader {
     block_size: usize,
     readable: u64,
     queue_depth: u32,
-    slot_bytes: usize,
+    /// Bytes of each ring's registered arena: `queue_depth` blocks, at least the largest read
+    /// expected. Reads take contiguous blocks of it, so memory follows bytes in flight rather than
+    /// `queue_depth` times the largest read (a reader of 48 KiB lists would otherwise register
+    /// 3 MiB per ring).
+    arena_bytes: usize,
     /// Idle rings, each tagged with the thread that created it: a ring is only reused by its
     /// creator, which lets the kernel run it single-issuer with deferred task work.
     rings: Mutex<Vec<(ThreadId, Instant, Ring)>>,
@@ -49,6 +53,7 @@ pub struct UringReader {
 struct Ring {
     // Field order matters: the ring (and its buffer registration) drops before the buffers.
     ring: IoUring,
+    /// The registered arena (one buffer, index 0); empty once leaked after a failed wait.
     bufs: Vec<AlignedBuf>,
     fixed_bufs: bool,
     fixed_file: bool,
@@ -58,7 +63,61 @@ struct Slot {
     req: usize,
     done: usize,
     len: usize,
+    /// Where the read lands: `n_blocks` blocks of the arena starting at block `at`, or `big`.
+    at: usize,
+    n_blocks: usize,
     big: Option<AlignedBuf>,
+}
+
+/// First-fit allocation of contiguous blocks of a ring's arena (a bitmap, one bit per block).
+struct Blocks {
+    used: Vec<u64>,
+    n: usize,
+}
+
+impl Blocks {
+    fn new(n: usize) -> Self {
+        Blocks {
+            used: vec![0; n.div_ceil(64)],
+            n,
+        }
+    }
+
+    fn is_used(&self, b: usize) -> bool {
+        self.used[b / 64] & (1 << (b % 64)) != 0
+    }
+
+    fn set(&mut self, start: usize, len: usize, used: bool) {
+        for b in start..start + len {
+            if used {
+                self.used[b / 64] |= 1 << (b % 64);
+            } else {
+                self.used[b / 64] &= !(1 << (b % 64));
+            }
+        }
+    }
+
+    /// Takes `len` contiguous free blocks, the lowest run that fits.
+    fn alloc(&mut self, len: usize) -> Option<usize> {
+        let mut run = 0;
+        for b in 0..self.n {
+            if self.is_used(b) {
+                run = 0;
+                continue;
+            }
+            run += 1;
+            if run == len {
+                let start = b + 1 - len;
+                self.set(start, len, true);
+                return Some(start);
+            }
+        }
+        None
+    }
+
+    fn free(&mut self, start: usize, len: usize) {
+        self.set(start, len, false);
+    }
 }
 
 fn open_file(path: &Path, direct: bool) -> std::io::Result<File> {
@@ -86,7 +145,7 @@ impl UringReader {
         }
         let path = file.path().to_path_buf();
         let bs = file.block_size();
-        let slot_bytes = slot_bytes.max(bs).div_ceil(bs) * bs;
+        let arena_bytes = (slot_bytes.max(bs).div_ceil(bs) * bs).max(queue_depth as usize * bs);
         let (f, direct) = match open_file(&path, true) {
             Ok(f) if direct_read_works(&f, bs) => (f, true),
             _ => {
@@ -105,7 +164,7 @@ impl UringReader {
             block_size: bs,
             readable: file.readable_blocks(),
             queue_depth,
-            slot_bytes,
+            arena_bytes,
             rings: Mutex::new(Vec::new()),
             ring_ttl: IDLE_RING_TTL,
         };
@@ -136,9 +195,7 @@ impl UringReader {
             })
             .or_else(|_| IoUring::new(self.queue_depth))
             .map_err(|e| StorageError::io(&self.path, e))?;
-        let mut bufs: Vec<AlignedBuf> = (0..self.queue_depth)
-            .map(|_| AlignedBuf::zeroed(self.slot_bytes))
-            .collect();
+        let mut bufs = vec![AlignedBuf::zeroed(self.arena_bytes)];
         let iovecs: Vec<libc::iovec> = bufs
             .iter_mut()
             .map(|b| libc::iovec {
@@ -204,15 +261,18 @@ impl UringReader {
         let r = reqs[slot.req];
         let offset = r.first_block() * self.block_size as u64 + slot.done as u64;
         let remaining = (slot.len - slot.done) as u32;
-        let (ptr, fixed_index) = match slot.big.as_mut() {
-            Some(b) => (b.as_mut_ptr(), None),
+        let (ptr, start, fixed_index) = match slot.big.as_mut() {
+            Some(b) => (b.as_mut_ptr(), 0, None),
             None => (
-                ring.bufs[slot_no].as_mut_ptr(),
-                ring.fixed_bufs.then_some(slot_no as u16),
+                ring.bufs[0].as_mut_ptr(),
+                slot.at * self.block_size,
+                ring.fixed_bufs.then_some(0u16),
             ),
         };
-        // SAFETY: `slot.done < slot.len <= buffer length`, so the pointer stays inside the buffer.
-        let ptr = unsafe { ptr.add(slot.done) };
+        // SAFETY: `slot.done < slot.len` and the slot owns `slot.len` bytes of its buffer from
+        // `start` (the arena blocks `Blocks::alloc` gave it, or all of `big`), so the pointer
+        // stays inside the buffer.
+        let ptr = unsafe { ptr.add(start + slot.done) };
         let fd = self.file.as_raw_fd();
         let entry = match (fixed_index, ring.fixed_file) {
             (Some(i), true) => opcode::ReadFixed::new(types::Fixed(0), ptr, remaining, i)
@@ -229,10 +289,11 @@ impl UringReader {
                 .build(),
         };
         let entry = entry.user_data(slot_no as u64);
-        // SAFETY: the buffer behind `ptr` is owned by the ring or the slot and is not touched or
-        // freed until this entry's completion is reaped (run() drains every in-flight read before
-        // returning, on success and on error). The SQ has `queue_depth` entries and at most one
-        // entry per slot is pending, so push cannot overflow.
+        // SAFETY: the bytes behind `ptr` belong to this slot alone (arena blocks are handed out
+        // once until freed) and are not touched or freed until this entry's completion is reaped
+        // (run() drains every in-flight read before returning, on success and on error). The SQ
+        // has `queue_depth` entries and at most one entry per slot is pending, so push cannot
+        // overflow.
         let pushed = unsafe { ring.ring.submission().push(&entry) };
         debug_assert!(pushed.is_ok(), "submission queue overflow");
     }
@@ -243,7 +304,9 @@ impl UringReader {
         reqs: &[ReadRequest],
         on_read: &mut OnRead<'_>,
     ) -> Result<ReadStats> {
-        let depth = ring.bufs.len();
+        let depth = self.queue_depth as usize;
+        let arena_blocks = self.arena_bytes / self.block_size;
+        let mut blocks = Blocks::new(arena_blocks);
         let mut slots: Vec<Option<Slot>> = (0..depth).map(|_| None).collect();
         let mut free: Vec<usize> = (0..depth).rev().collect();
         let (mut next, mut inflight) = (0usize, 0usize);
@@ -252,13 +315,23 @@ impl UringReader {
         let mut cqes: Vec<(u64, i32)> = Vec::with_capacity(depth);
         loop {
             while first_err.is_none() && next < reqs.len() {
-                let Some(s) = free.pop() else { break };
-                let len = reqs[next].n_blocks() as usize * self.block_size;
-                let big = (len > self.slot_bytes).then(|| AlignedBuf::zeroed(len));
+                let Some(&s) = free.last() else { break };
+                let n = reqs[next].n_blocks() as usize;
+                let len = n * self.block_size;
+                let (at, big) = if n > arena_blocks {
+                    (0, Some(AlignedBuf::zeroed(len)))
+                } else {
+                    // No room in the arena: wait for reads in flight to free some.
+                    let Some(at) = blocks.alloc(n) else { break };
+                    (at, None)
+                };
+                free.pop();
                 let mut slot = Slot {
                     req: next,
                     done: 0,
                     len,
+                    at,
+                    n_blocks: n,
                     big,
                 };
                 self.push(ring, s, &mut slot, reqs);
@@ -300,7 +373,7 @@ impl UringReader {
                         slots[s] = Some(slot);
                         inflight += 1;
                     } else {
-                        free.push(s);
+                        release(&mut blocks, &mut free, s, &slot);
                     }
                     continue;
                 }
@@ -316,7 +389,7 @@ impl UringReader {
                         StorageError::io(&self.path, std::io::Error::from_raw_os_error(-res))
                     };
                     first_err.get_or_insert(err);
-                    free.push(s);
+                    release(&mut blocks, &mut free, s, &slot);
                     continue;
                 }
                 slot.done += res as usize;
@@ -330,7 +403,10 @@ impl UringReader {
                 if first_err.is_none() {
                     let buf: &[u8] = match &slot.big {
                         Some(b) => &b[..slot.len],
-                        None => &ring.bufs[s][..slot.len],
+                        None => {
+                            let at = slot.at * self.block_size;
+                            &ring.bufs[0][at..at + slot.len]
+                        }
                     };
                     let r = reqs[slot.req];
                     let res = verify_blocks(&self.path, r.first_block(), self.block_size, buf)
@@ -343,7 +419,7 @@ impl UringReader {
                         Err(e) => first_err = Some(e),
                     }
                 }
-                free.push(s);
+                release(&mut blocks, &mut free, s, &slot);
             }
         }
         match first_err {
@@ -351,6 +427,14 @@ impl UringReader {
             None => Ok(stats),
         }
     }
+}
+
+/// Returns a finished slot's number and its arena blocks.
+fn release(blocks: &mut Blocks, free: &mut Vec<usize>, s: usize, slot: &Slot) {
+    if slot.big.is_none() {
+        blocks.free(slot.at, slot.n_blocks);
+    }
+    free.push(s);
 }
 
 /// Probes whether an O_DIRECT read of block 0 works on this filesystem.
@@ -394,6 +478,20 @@ mod tests {
 
     fn idle_rings(r: &UringReader) -> usize {
         r.rings.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn arena_blocks_are_handed_out_once_and_reused_after_free() {
+        let mut b = Blocks::new(70);
+        assert_eq!(b.alloc(60), Some(0));
+        assert_eq!(b.alloc(8), Some(60), "a run across a bitmap word");
+        assert_eq!(b.alloc(3), None, "2 blocks left");
+        b.free(10, 5);
+        assert_eq!(b.alloc(3), Some(10), "first fit in the freed hole");
+        assert_eq!(b.alloc(3), None, "2 + 2 blocks free, never 3 in a row");
+        assert_eq!(b.alloc(2), Some(13));
+        assert_eq!(b.alloc(2), Some(68));
+        assert_eq!(b.alloc(1), None);
     }
 
     #[test]
