@@ -77,21 +77,22 @@ impl<T: Element> FlatIndex<T> {
     fn load(dir: &Path, manifest: Manifest, opts: &OpenOptions) -> Result<Self> {
         let file = BlockFile::open(dir.join(VECTORS_FILE))?;
         let reader = open_reader(&file, opts.backend)?;
-        let raw = file.read_section(reader.as_ref(), "vectors")?;
+        let have = file.section("vectors")?.len;
         let want = manifest.n * manifest.dim * T::TYPE.size();
-        if raw.len() != want {
+        if have != want as u64 {
             return Err(IndexError::bad_file(
                 file.path(),
-                format!(
-                    "section vectors holds {} bytes, manifest implies {want}",
-                    raw.len()
-                ),
+                format!("section vectors holds {have} bytes, manifest implies {want}"),
             ));
         }
-        Ok(FlatIndex {
-            manifest,
-            data: bytemuck::pod_collect_to_vec(&raw),
-        })
+        // Read straight into the rows: a byte copy first would double the load's peak memory.
+        let mut data = vec![T::zeroed(); manifest.n * manifest.dim];
+        file.read_section_into(
+            reader.as_ref(),
+            "vectors",
+            bytemuck::cast_slice_mut(&mut data),
+        )?;
+        Ok(FlatIndex { manifest, data })
     }
 
     /// The stored rows (normalised for float cosine).

@@ -161,6 +161,13 @@ impl BlockFile {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>> {
+        self.check_range(name, offset, len)?;
+        let mut out = vec![0u8; len as usize];
+        self.read_section_range_into(reader, name, offset, &mut out)?;
+        Ok(out)
+    }
+
+    fn check_range(&self, name: &str, offset: u64, len: u64) -> Result<&Section> {
         let sec = self.section(name)?;
         if offset.checked_add(len).is_none_or(|e| e > sec.len) {
             return Err(StorageError::OutOfRange {
@@ -171,11 +178,25 @@ impl BlockFile {
                 ),
             });
         }
-        let p = self.payload_bytes() as u64;
-        let mut out = Vec::with_capacity(len as usize);
+        Ok(sec)
+    }
+
+    /// As [`read_section_range`](Self::read_section_range), into `out` (`out.len()` bytes): lets
+    /// a caller fill its final buffer (say a `Vec<f32>` seen as bytes) without a second copy,
+    /// which on a large section would stay behind in the heap as resident memory.
+    pub fn read_section_range_into(
+        &self,
+        reader: &dyn BlockReader,
+        name: &str,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let len = out.len() as u64;
+        let sec = self.check_range(name, offset, len)?;
         if len == 0 {
-            return Ok(out);
+            return Ok(());
         }
+        let p = self.payload_bytes() as u64;
         let first = sec.first_block + offset / p;
         let last = sec.first_block + (offset + len - 1) / p;
         let skip = (offset % p) as usize;
@@ -184,19 +205,41 @@ impl BlockFile {
         while b <= last {
             let n = (last + 1 - b).min(BATCH);
             let reqs: Vec<ReadRequest> = (b..b + n).map(ReadRequest::block).collect();
-            let mut chunks: Vec<Vec<u8>> = vec![Vec::new(); n as usize];
             reader.read_batch(&reqs, &mut |i, buf| {
-                chunks[i] = buf[..p as usize].to_vec();
+                // Block `first` holds output bytes from 0, block `first + j` from j * p - skip.
+                let blk = b - first + i as u64;
+                let (src, dst) = if blk == 0 {
+                    (skip, 0)
+                } else {
+                    (0, (blk * p) as usize - skip)
+                };
+                let want = (out.len() - dst).min(p as usize - src);
+                out[dst..dst + want].copy_from_slice(&buf[src..src + want]);
                 Ok(())
             })?;
-            for (i, c) in chunks.into_iter().enumerate() {
-                let s = if b + i as u64 == first { skip } else { 0 };
-                let want = (len as usize - out.len()).min(c.len() - s);
-                out.extend_from_slice(&c[s..s + want]);
-            }
             b += n;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Reads a whole section's payload into `out`, which must be exactly its length.
+    pub fn read_section_into(
+        &self,
+        reader: &dyn BlockReader,
+        name: &str,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let len = self.section(name)?.len;
+        if out.len() as u64 != len {
+            return Err(StorageError::OutOfRange {
+                path: self.path.clone(),
+                what: format!(
+                    "section {name:?} holds {len} bytes, the caller expects {}",
+                    out.len()
+                ),
+            });
+        }
+        self.read_section_range_into(reader, name, 0, out)
     }
 
     /// Reads a whole section's payload.

@@ -627,20 +627,25 @@ impl<T: Element> SpannIndex<T> {
         let max_read = list_blocks(meta.max_list_entries, meta.entry_bytes(), payload) as usize
             * file.block_size();
         let reader = open_reader_for(&file, opts.backend, max_read)?;
-        let raw = file.read_section(reader.as_ref(), layout::CENTROIDS_SECTION)?;
-        if raw.len() != meta.n_lists * meta.nav_dim * 4 {
+        let have = file.section(layout::CENTROIDS_SECTION)?.len;
+        if have != (meta.n_lists * meta.nav_dim * 4) as u64 {
             return Err(IndexError::bad_file(
                 file.path(),
                 format!(
-                    "section centroids: {} bytes, {} lists x {} dims need {}",
-                    raw.len(),
+                    "section centroids: {have} bytes, {} lists x {} dims need {}",
                     meta.n_lists,
                     meta.nav_dim,
                     meta.n_lists * meta.nav_dim * 4
                 ),
             ));
         }
-        let centroids: Vec<f32> = bytemuck::pod_collect_to_vec(&raw);
+        // Read straight into the f32s: a byte copy first would stay behind as resident heap.
+        let mut centroids = vec![0f32; meta.n_lists * meta.nav_dim];
+        file.read_section_into(
+            reader.as_ref(),
+            layout::CENTROIDS_SECTION,
+            bytemuck::cast_slice_mut(&mut centroids),
+        )?;
         if let Some(i) = centroids.iter().position(|x| !x.is_finite()) {
             return Err(IndexError::bad_file(
                 file.path(),
