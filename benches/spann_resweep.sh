@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
 # Repeats, N times, the two sweeps behind issue 6's headline ratio on the indices that
 # benches/spann_compare.sh NAME left: the default SPANN index (spann-r8, re-ranking k and 2k
-# candidates, as the main run does) and DiskANN with the
-# calibrated hot-node count recorded in benches/results/spann-NAME.jsonl, alternating, page cache
-# dropped before each. The disk's IOPS drift 20-30% between identical sweeps; the median of the
+# candidates, as the main run does) and DiskANN with its hot-node count calibrated to the RSS
+# that SPANN index showed in the first sweep (benches/diskann_hot_for_rss.sh; HOT=H skips it),
+# alternating, page cache dropped before each. The disk's IOPS drift 20-30% between identical sweeps; the median of the
 # per-pair ratios is the figure to quote. Output: benches/results/spann-NAME-resweep.jsonl and a
 # summary line per pair. SPANN_INDEX=spann-full sweeps the f32-list index instead (the one the
 # build picks where lists are short, e.g. squad).
 set -euo pipefail
 NAME=$1 QUERIES=$2 GT=$3 N=${4:-3}
 WORK=${WORK:-/work/bench-work}/$NAME
-SRC=benches/results/spann-$NAME.jsonl
 OUT=benches/results/spann-$NAME-resweep.jsonl
 LISTS=${LISTS:-8,12,16,24,32,48,64}
 DISKANN_LISTS=${DISKANN_LISTS:-15,20,25,30,40,50,70}
 Q=target/release/quiver
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-HOT=$(python3 -c "import json,sys; print(max(json.loads(l).get('hot_nodes') or 0 for l in open(sys.argv[1]) if '\"tool\":\"quiver-diskann-ram\",' in l))" "$SRC")
 B=(bench --queries "$QUERIES" --gt "$GT" --threads 2 --backend uring --dataset "$NAME" --json
    --max-queries "${MAX_QUERIES:-10000}")
 : > "$OUT"
@@ -24,6 +22,11 @@ for i in $(seq 1 "$N"); do
   drop
   $Q "${B[@]}" --index "$WORK/${SPANN_INDEX:-spann-r8}" --max-lists "$LISTS" --rerank "${RERANK:-10,20}" 2>/dev/null \
     | sed "s/^{/{\"tool\":\"spann\",\"rep\":$i,/" >> "$OUT"
+  if [ -z "${HOT:-}" ]; then
+    # Comparable RAM: DiskANN's hot nodes calibrated to this SPANN index's RSS, measured above.
+    SPANN_RSS=$(python3 -c "import json,sys; print(max(json.loads(l)['index_rss_bytes'] for l in open(sys.argv[1])))" "$OUT")
+    HOT=$(benches/diskann_hot_for_rss.sh "$WORK/quiver" "$QUERIES" "$GT" "$SPANN_RSS")
+  fi
   drop
   $Q "${B[@]}" --index "$WORK/quiver" --search-list "$DISKANN_LISTS" --beam-width 4 --hot-nodes "$HOT" \
     2>/dev/null | sed "s/^{/{\"tool\":\"diskann-ram\",\"rep\":$i,/" >> "$OUT"

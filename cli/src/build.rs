@@ -67,11 +67,13 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = spann::DEFAULT_CLOSURE_EPS)]
     pub closure_eps: f32,
     /// spann: RNG factor - a list is skipped when an already chosen centroid s has
-    /// factor * d(s, c) <= d(x, c); "inf" turns the rule off.
-    #[arg(long, default_value_t = spann::DEFAULT_RNG_FACTOR)]
-    pub rng_factor: f32,
+    /// factor * d(s, c) <= d(x, c); "inf" turns the rule off [default: the first of 1, 1.25,
+    /// 1.5, 2 under which a sample of the vectors averages 1 + 2/7 (replicas - 1) copies, 3 at
+    /// 8 replicas].
+    #[arg(long)]
+    pub rng_factor: Option<f32>,
     /// spann, ivf: most primary vectors per centroid (sets the number of centroids)
-    /// [default: ivf the list cap, spann a sixth of it, at least 8].
+    /// [default: ivf the list cap, spann a sixth of it, at least 16].
     #[arg(long)]
     pub leaf_size: Option<usize>,
     /// spann, ivf: what lists hold - sq8 (a byte per dimension; full vectors in vectors.qbf

@@ -346,7 +346,7 @@ fn bad_queries_and_parameters_get_clear_errors() {
         ),
         (
             SpannParams {
-                rng_factor: 0.0,
+                rng_factor: Some(0.0),
                 ..SpannParams::defaults(ClusterKind::Spann)
             },
             "--rng-factor 0",
@@ -369,6 +369,55 @@ fn bad_queries_and_parameters_get_clear_errors() {
         .expect_err("refused");
         assert!(e.to_string().contains(want), "{e}");
     }
+}
+
+/// On real 384-d embeddings the RNG rule at factor 1 keeps almost no replicas (centroids sit
+/// about as far from each other as from their points); left to choose, the build loosens the
+/// factor until a sample averages 3 copies, and that buys recall at an equal list budget.
+#[test]
+fn the_rng_factor_is_loosened_where_factor_one_keeps_no_replicas() {
+    let Some(d) = crate::squad_dir() else {
+        eprintln!("squad-minilm not found; skipping");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = quiver_index::build::BuildInput {
+        data: d.join("base.fbin"),
+        ids: None,
+        payloads: None,
+        metric: Metric::L2,
+    };
+    let qm = quiver_index::dataset::read_matrix(&d.join("query.fbin")).expect("queries");
+    let qs: Vec<f32> = qm.to_f32()[..300 * qm.dim].to_vec();
+    let base = quiver_index::dataset::read_matrix(&d.join("base.fbin"))
+        .expect("base")
+        .to_f32();
+    let mut out = Vec::new();
+    for (name, f) in [("fixed", Some(1.0)), ("auto", None)] {
+        let p = SpannParams {
+            rng_factor: f,
+            ..SpannParams::defaults(ClusterKind::Spann)
+        };
+        let dir = tmp.path().join(name);
+        spann::build(&input, ClusterKind::Spann, &p, &dir, &|_, _, _| {}).expect("build");
+        let rep = build_param(&dir, "replication").as_f64().expect("rep");
+        let factor = build_param(&dir, "rng_factor").as_f64().expect("factor");
+        let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+        let r = mean_recall(idx.as_ref(), &base, &qs, Metric::L2, &lists(8), None);
+        out.push((rep, factor, r));
+    }
+    let ((rep1, f1, r1), (rep, f, r)) = (out[0], out[1]);
+    assert_eq!(f1, 1.0);
+    assert!(rep1 < 1.5, "factor 1 keeps few replicas at 384-d: {rep1}");
+    assert!(
+        f > 1.0 && spann::RNG_LADDER.contains(&(f as f32)),
+        "picked {f}"
+    );
+    assert!(rep >= 2.5, "the picked factor replicates: {rep}");
+    assert!(
+        r > r1 + 0.05,
+        "recall at 8 lists: auto {r} vs factor 1 {r1}"
+    );
 }
 
 #[test]

@@ -62,8 +62,12 @@ pub const DEFAULT_REPLICAS: usize = 8;
 pub const MAX_REPLICAS: usize = 8;
 /// Default closure slack eps1 (on squared distances).
 pub const DEFAULT_CLOSURE_EPS: f32 = 4.0;
-/// Default RNG factor of the closure (SPTAG's RNGFactor).
-pub const DEFAULT_RNG_FACTOR: f32 = 1.0;
+/// RNG factors the build tries, loosest last, when none is given (1.0 is SPTAG's RNGFactor).
+pub const RNG_LADDER: [f32; 4] = [1.0, 1.25, 1.5, 2.0];
+/// Rows sampled to pick the RNG factor.
+const RNG_SAMPLE: usize = 2_000;
+/// Least primary vectors per SPANN centroid by default.
+pub const MIN_LEAF: usize = 16;
 /// Default search pruning slack eps2 of SPANN (on squared distances).
 pub const DEFAULT_SEARCH_EPS: f32 = 2.0;
 /// Default lists probed (IVF `nprobe`, SPANN `max_lists`).
@@ -77,6 +81,47 @@ const ROUTER_M: usize = 16;
 const ROUTER_EF_CONSTRUCTION: usize = 100;
 /// Rows per chunk when streaming the data file.
 const CHUNK_ROWS: usize = 65_536;
+
+/// The first factor of [`RNG_LADDER`] under which an evenly spaced sample of the vectors
+/// averages at least `1 + 2/7 (replicas - 1)` copies, else the loosest (see
+/// [`SpannParams::rng_factor`]).
+fn pick_rng_factor(
+    nav: &[f32],
+    nav_dim: usize,
+    primary: &[u32],
+    router: &Router,
+    replicas: usize,
+    rule: &(dyn Fn(f32) -> cluster::Closure + Sync),
+) -> f32 {
+    let n = primary.len();
+    let step = n.div_ceil(RNG_SAMPLE).max(1);
+    let sample: Vec<(usize, Vec<(u32, f32)>)> = (0..n)
+        .step_by(step)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|i| {
+            let x = &nav[i * nav_dim..(i + 1) * nav_dim];
+            let mut st = SearchStats::default();
+            let c = router.nearest(x, nav_dim, CLOSURE_CANDIDATES, CLOSURE_CANDIDATES, &mut st);
+            (i, c)
+        })
+        .collect();
+    let target = 1.0 + 2.0 * (replicas - 1) as f64 / 7.0;
+    let cent = router.centroids();
+    for &f in &RNG_LADDER {
+        let extra: usize = sample
+            .iter()
+            .map(|(i, c)| {
+                let x = &nav[i * nav_dim..(i + 1) * nav_dim];
+                cluster::closure(x, cent, nav_dim, primary[*i], c, rule(f)).len()
+            })
+            .sum();
+        if 1.0 + extra as f64 / sample.len().max(1) as f64 >= target {
+            return f;
+        }
+    }
+    RNG_LADDER[RNG_LADDER.len() - 1]
+}
 
 /// Which flavour of the clustering index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +153,15 @@ pub struct SpannParams {
     /// squared distance.
     pub closure_eps: f32,
     /// RNG factor: a candidate list c is skipped when a chosen centroid s has
-    /// `rng_factor * d(s, c) <= d(x, c)`.
-    pub rng_factor: f32,
+    /// `rng_factor * d(s, c) <= d(x, c)`. `None`: the first of [`RNG_LADDER`] under which a
+    /// sample of the vectors averages at least `1 + 2/7 (replicas - 1)` copies (3 of the
+    /// default 8). In high dimensions centroids sit about as far from each other as from their
+    /// points, so factor 1 keeps almost no replicas there (384-d squad: 1.06 copies; 128-d
+    /// synthetic sets: 3.4-4.0).
+    pub rng_factor: Option<f32>,
     /// Most primary vectors per centroid; `None`: the list cap (IVF) or a sixth of it, at
-    /// least 8 (SPANN, which leaves room for replicas: about 10-20% of points become centroids).
+    /// least [`MIN_LEAF`] (SPANN, which leaves room for replicas: about 5-10% of points become
+    /// centroids).
     pub leaf_size: Option<usize>,
     /// Seed of the clustering.
     pub seed: u64,
@@ -131,7 +181,7 @@ impl SpannParams {
                 ClusterKind::Ivf => 1,
             },
             closure_eps: DEFAULT_CLOSURE_EPS,
-            rng_factor: DEFAULT_RNG_FACTOR,
+            rng_factor: None,
             leaf_size: None,
             seed: 42,
             sq8: None,
@@ -258,16 +308,15 @@ pub fn build(
             params.closure_eps
         )));
     }
-    if params.rng_factor.is_nan() || params.rng_factor <= 0.0 {
+    if let Some(f) = params.rng_factor.filter(|f| f.is_nan() || *f <= 0.0) {
         return Err(IndexError::InvalidArgument(format!(
-            "--rng-factor {} must be > 0 (inf turns the RNG rule off)",
-            params.rng_factor
+            "--rng-factor {f} must be > 0 (inf turns the RNG rule off)"
         )));
     }
     let leaf = match (params.leaf_size, kind) {
         (Some(l), _) => l,
         (None, ClusterKind::Ivf) => full_cap,
-        (None, ClusterKind::Spann) => (full_cap / 6).max(8).min(full_cap),
+        (None, ClusterKind::Spann) => (full_cap / 6).max(MIN_LEAF).min(full_cap),
     };
     if !(1..=full_cap).contains(&leaf) {
         return Err(IndexError::InvalidArgument(format!(
@@ -333,12 +382,17 @@ pub fn build(
     let mut replicas_kept = 0u64;
     let mut replicas_dropped = 0u64;
     let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
+    let mut rng_factor = params.rng_factor.unwrap_or(RNG_LADDER[0]);
     if replicas > 1 {
-        let rule = cluster::Closure {
+        let rule = |rng_factor| cluster::Closure {
             replicas,
             eps: params.closure_eps,
-            rng_factor: params.rng_factor,
+            rng_factor,
         };
+        if params.rng_factor.is_none() {
+            rng_factor = pick_rng_factor(&nav, nav_dim, &primary, &router, replicas, &rule);
+        }
+        let rule = rule(rng_factor);
         let done = std::sync::atomic::AtomicU64::new(0);
         let extra: Vec<Vec<(u32, f32)>> = nav
             .par_chunks_exact(nav_dim)
@@ -495,7 +549,7 @@ pub fn build(
         serde_json::json!({
             "max_list_bytes": params.max_list_bytes, "max_list_entries": cap,
             "replicas": replicas, "closure_eps": params.closure_eps,
-            "rng_factor": params.rng_factor, "leaf_size": leaf, "seed": params.seed,
+            "rng_factor": rng_factor, "leaf_size": leaf, "seed": params.seed,
             "lists": n_lists, "router": if meta.has_router { "hnsw" } else { "flat" },
             "entries": entries, "replication": entries as f64 / n as f64,
             "replicas_dropped_by_cap": replicas_dropped,
