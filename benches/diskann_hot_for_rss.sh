@@ -8,7 +8,7 @@ set -euo pipefail
 INDEX=$1 QUERIES=$2 GT=$3 TARGET=$4
 Q=target/release/quiver
 B=(bench --index "$INDEX" --queries "$QUERIES" --gt "$GT" --threads "${THREADS:-2}" --backend uring
-   --json --beam-width 4 --search-list 50 --max-queries 500)
+   --json --beam-width 4 --search-list 50 --max-queries "${MAX_QUERIES:-10000}")
 rss() { python3 -c "import json,sys; print(max(json.loads(l)['index_rss_bytes'] for l in sys.stdin))"; }
 BASE=$($Q "${B[@]}" 2>/dev/null | rss)
 NODE=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(m['dim'] * 4 + 4 + 4 * m['build_params']['max_degree'] + 18)" "$INDEX/manifest.json")
