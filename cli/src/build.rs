@@ -68,7 +68,7 @@ pub struct BuildArgs {
     pub closure_eps: f32,
     /// spann: RNG factor - a list is skipped when an already chosen centroid s has
     /// factor * d(s, c) <= d(x, c); "inf" turns the rule off [default: the first of 1, 1.25,
-    /// 1.5, 2 under which a sample of the vectors averages 1 + 2/7 (replicas - 1) copies, 3 at
+    /// 1.5, 2 under which a sample of the vectors averages 1 + (replicas - 1) / 7 copies, 2 at
     /// 8 replicas].
     #[arg(long)]
     pub rng_factor: Option<f32>,

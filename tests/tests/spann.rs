@@ -373,7 +373,7 @@ fn bad_queries_and_parameters_get_clear_errors() {
 
 /// On real 384-d embeddings the RNG rule at factor 1 keeps almost no replicas (centroids sit
 /// about as far from each other as from their points); left to choose, the build loosens the
-/// factor until a sample averages 3 copies, and that buys recall at an equal list budget.
+/// factor until a sample averages 2 copies, and that buys recall at an equal list budget.
 #[test]
 fn the_rng_factor_is_loosened_where_factor_one_keeps_no_replicas() {
     let Some(d) = crate::squad_dir() else {

@@ -83,7 +83,7 @@ const ROUTER_EF_CONSTRUCTION: usize = 100;
 const CHUNK_ROWS: usize = 65_536;
 
 /// The first factor of [`RNG_LADDER`] under which an evenly spaced sample of the vectors
-/// averages at least `1 + 2/7 (replicas - 1)` copies, else the loosest (see
+/// averages at least `1 + (replicas - 1) / 7` copies, else the loosest (see
 /// [`SpannParams::rng_factor`]).
 fn pick_rng_factor(
     nav: &[f32],
@@ -106,7 +106,7 @@ fn pick_rng_factor(
             (i, c)
         })
         .collect();
-    let target = 1.0 + 2.0 * (replicas - 1) as f64 / 7.0;
+    let target = 1.0 + (replicas - 1) as f64 / 7.0;
     let cent = router.centroids();
     for &f in &RNG_LADDER {
         let extra: usize = sample
@@ -154,10 +154,12 @@ pub struct SpannParams {
     pub closure_eps: f32,
     /// RNG factor: a candidate list c is skipped when a chosen centroid s has
     /// `rng_factor * d(s, c) <= d(x, c)`. `None`: the first of [`RNG_LADDER`] under which a
-    /// sample of the vectors averages at least `1 + 2/7 (replicas - 1)` copies (3 of the
+    /// sample of the vectors averages at least `1 + (replicas - 1) / 7` copies (2 of the
     /// default 8). In high dimensions centroids sit about as far from each other as from their
-    /// points, so factor 1 keeps almost no replicas there (384-d squad: 1.06 copies; 128-d
-    /// synthetic sets: 3.4-4.0).
+    /// points, so factor 1 keeps almost no replicas there (384-d squad: 1.06 copies, 1.25: 1.57,
+    /// 1.5: 3.43); the 128-d synthetic sets keep 2.2-4.0 at factor 1 and stay there. A target of
+    /// 3 copies had also loosened synth100k (2.2 -> 3.7 copies), whose lists then grew past the
+    /// size where SQ8 codes pay off: 0.6x the QPS of its factor-1 index.
     pub rng_factor: Option<f32>,
     /// Most primary vectors per centroid; `None`: the list cap (IVF) or a sixth of it, at
     /// least [`MIN_LEAF`] (SPANN, which leaves room for replicas: about 5-10% of points become
