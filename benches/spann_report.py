@@ -48,7 +48,10 @@ def main():
     runs = {t: frontier(rs) for t, rs in runs.items()}
     builds = {r["tool"]: r for r in rows if r.get("phase") == "build"}
     label = {
-        "quiver-spann-r8": "Quiver SPANN (SSD, SQ8 lists + re-rank)",
+        # The default index: its lists hold what the build picked.
+        "quiver-spann-r8": "Quiver SPANN (SSD, default: "
+        + ("SQ8 lists + re-rank" if builds.get("quiver-spann-r8", {}).get("build_params", {})
+           .get("list_codes", "sq8") == "sq8" else "f32 lists") + ")",
         "quiver-spann-full": "Quiver SPANN (SSD, f32 lists)",
         "quiver-ivf": "Quiver IVF-Flat (SSD)",
         "faiss-ivf": "faiss IndexIVFFlat (RAM)",
