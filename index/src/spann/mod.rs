@@ -82,16 +82,15 @@ const ROUTER_EF_CONSTRUCTION: usize = 100;
 /// Rows per chunk when streaming the data file.
 const CHUNK_ROWS: usize = 65_536;
 
-/// The first factor of [`RNG_LADDER`] under which an evenly spaced sample of the vectors
-/// averages at least `1 + (replicas - 1) / 7` copies, else the loosest (see
-/// [`SpannParams::rng_factor`]).
+/// The first factor of [`RNG_LADDER`] under which `rule` (its own factor ignored) gives an
+/// evenly spaced sample of the vectors at least `1 + (replicas - 1) / 7` copies on average, else
+/// the loosest (see [`SpannParams::rng_factor`]).
 fn pick_rng_factor(
     nav: &[f32],
     nav_dim: usize,
     primary: &[u32],
     router: &Router,
-    replicas: usize,
-    rule: &(dyn Fn(f32) -> cluster::Closure + Sync),
+    rule: cluster::Closure,
 ) -> f32 {
     let n = primary.len();
     let step = n.div_ceil(RNG_SAMPLE).max(1);
@@ -106,14 +105,18 @@ fn pick_rng_factor(
             (i, c)
         })
         .collect();
-    let target = 1.0 + (replicas - 1) as f64 / 7.0;
+    let target = 1.0 + (rule.replicas - 1) as f64 / 7.0;
     let cent = router.centroids();
     for &f in &RNG_LADDER {
         let extra: usize = sample
             .iter()
             .map(|(i, c)| {
                 let x = &nav[i * nav_dim..(i + 1) * nav_dim];
-                cluster::closure(x, cent, nav_dim, primary[*i], c, rule(f)).len()
+                let rule = cluster::Closure {
+                    rng_factor: f,
+                    ..rule
+                };
+                cluster::closure(x, cent, nav_dim, primary[*i], c, rule).len()
             })
             .sum();
         if 1.0 + extra as f64 / sample.len().max(1) as f64 >= target {
@@ -386,15 +389,15 @@ pub fn build(
     let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
     let mut rng_factor = params.rng_factor.unwrap_or(RNG_LADDER[0]);
     if replicas > 1 {
-        let rule = |rng_factor| cluster::Closure {
+        let mut rule = cluster::Closure {
             replicas,
             eps: params.closure_eps,
             rng_factor,
         };
         if params.rng_factor.is_none() {
-            rng_factor = pick_rng_factor(&nav, nav_dim, &primary, &router, replicas, &rule);
+            rng_factor = pick_rng_factor(&nav, nav_dim, &primary, &router, rule);
+            rule.rng_factor = rng_factor;
         }
-        let rule = rule(rng_factor);
         let done = std::sync::atomic::AtomicU64::new(0);
         let extra: Vec<Vec<(u32, f32)>> = nav
             .par_chunks_exact(nav_dim)
