@@ -3,11 +3,11 @@
 #  1. ingest rate through gRPC (`quiver ingest`, streamed batches of 512, each fsynced in the WAL
 #     before the next is read) into a collection whose memtable flushes at exactly n points, so
 #     it ends as one HNSW segment;
-#  2. the gRPC overhead: the same segment searched in-process (`quiver bench --index SEGMENT`)
-#     and through the server (`quiver bench --server`), at concurrency 1 and 16, same ef list.
+#  2. the gRPC overhead: the same segment searched in-process and through the server by one
+#     paired `quiver bench --server --index SEGMENT` (phases alternate), at concurrency 1 and 16.
 # Usage: [KIND=hnsw|diskann|spann] benches/server_bench.sh NAME BASE QUERIES GT   (ids = row numbers)
-# Output: benches/results/server-NAME-KIND.jsonl. In-process runs one query per call
-# (--interleave 1), as each gRPC request carries one query.
+# Output: benches/results/server-NAME-KIND.jsonl. In-process runs one query per call, as each
+# gRPC request carries one query.
 set -euo pipefail
 NAME=$1 BASE=$2 QUERIES=$3 GT=$4
 EF=${EF:-16,32,64,128}
@@ -37,10 +37,29 @@ $Q ingest --server $S --create --collection c --index "$KIND" --data "$BASE" \
 # Wait for the one segment to be built.
 until $Q collections --server $S | grep -q '"segments":1,"unflushed_points":0'; do sleep 2; done
 SEG=$(ls -d "$WORK"/db/collections/c/segments/*/ | head -1)
+# Paired: one client process searches the segment in-process and through the server in
+# alternating phases (query by query at concurrency 1, 8 queries per request in flight at 16),
+# so both sides see the same disk; this disk's speed drifts 20-30% between separate runs, more
+# than the overhead being measured.
 for T in 1 16; do
-  $Q bench --index "$SEG" --queries "$QUERIES" --gt "$GT" --threads $T $KNOB "$EF" --interleave 1 --backend "$BACKEND" \
-    --dataset "$NAME" --json 2>/dev/null | sed 's/^{/{"mode":"in-process",/' >> "$OUT"
-  $Q bench --server $S --collection c --queries "$QUERIES" --gt "$GT" --threads $T $KNOB "$EF" \
-    --dataset "$NAME" --json 2>/dev/null | sed 's/^{/{"mode":"grpc",/' >> "$OUT"
+  PQ=$([ "$T" = 1 ] && echo 1 || echo 8)
+  $Q bench --server $S --collection c --index "$SEG" --backend "$BACKEND" --queries "$QUERIES" --gt "$GT" \
+    --threads $T $KNOB "$EF" --pair-queries $PQ --dataset "$NAME" --json 2>/dev/null \
+    | sed 's/^{/{"mode":"paired",/' >> "$OUT"
 done
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"paired"' in l]
+grpc = {(r["threads"], json.dumps(r["params"], sort_keys=True)): r for r in rows if r["index"].startswith("server:")}
+print("threads knob recall | in-process p50 / gRPC p50 (server p50) overhead | in-process QPS / gRPC QPS gap | client CPU")
+for r in rows:
+    if r["index"].startswith("server:"):
+        continue
+    g = grpc.get((r["threads"], json.dumps(r["params"], sort_keys=True)))
+    if not g:
+        continue
+    print(f'{r["threads"]:>2} {r["params"]} {r["recall"]:.3f} | {r["p50_us"]:.0f} / {g["p50_us"]:.0f} ({g["server_p50_us"]:.0f}) '
+          f'{100 * (g["p50_us"] / r["p50_us"] - 1):+.0f}% | {r["qps"]:.0f} / {g["qps"]:.0f} {100 * (g["qps"] / r["qps"] - 1):+.0f}% '
+          f'| {g["client_cpu_cores"]:.2f}')
+PY
 echo "done: $OUT"

@@ -16,9 +16,15 @@ use std::time::Instant;
 /// `quiver bench --index DIR --queries FILE --gt FILE`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Index directory (or --server and --collection).
+    /// Index directory (or --server and --collection). Given with --server too, the same
+    /// segment is also searched in this process, in phases that alternate with the server's, so
+    /// both sides see the same disk (whose speed drifts between runs): a paired comparison.
     #[arg(long, required_unless_present = "server")]
     pub index: Option<PathBuf>,
+    /// Paired runs: queries per request in flight in each phase (1 at --threads 1 alternates
+    /// query by query).
+    #[arg(long, default_value_t = 1)]
+    pub pair_queries: usize,
     /// Bench a collection on a running server instead (e.g. http://127.0.0.1:6334); --threads
     /// is then the number of concurrent requests.
     #[arg(long, requires = "collection")]
@@ -143,6 +149,12 @@ pub struct BenchRow {
     /// With --server: the client's CPU time over the run's wall time (cores busy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_cpu_cores: Option<f64>,
+    /// Paired runs (`--server` with `--index`): queries per phase; the two sides alternate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_phase_queries: Option<usize>,
+    /// With --server: the median of the server's own time per search (its response stats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_p50_us: Option<f64>,
 }
 
 /// Prints a row as JSON or as a table line.
@@ -509,6 +521,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 mean_distances: s.distance_computations as f64 / n,
                 mean_lists: s.lists as f64 / n,
                 client_cpu_cores: None,
+                pair_phase_queries: None,
+                server_p50_us: None,
             };
             emit(&row, a.json)?;
             if sweeping && recall >= 0.99 {

@@ -365,7 +365,7 @@ pub fn query(a: QueryArgs) -> Result<()> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let mut client = SearchClient::new(a.server.channel().await?);
+        let mut client = SearchClient::new(crate::channel::OneFrame(a.server.channel().await?));
         for v in vectors {
             let t0 = Instant::now();
             let r = client

@@ -9,6 +9,7 @@
 pub mod bench;
 mod bench_server;
 pub mod build;
+pub mod channel;
 pub mod client;
 pub mod dataset;
 pub mod inspect;

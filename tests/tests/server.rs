@@ -1314,3 +1314,64 @@ fn spann_and_ivf_segments_search_filter_delete_and_reopen() {
         check(&c, &live);
     }
 }
+
+#[test]
+fn one_frame_channel_gets_the_same_answers_and_statuses_as_the_plain_one() {
+    use quiver_cli::channel::OneFrame;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (rows, queries) = crate::synth(300, DIM, false, 11);
+    runtime().block_on(async {
+        let srv = start(config(dir.path())).await;
+        let ch = srv.channel().await;
+        CollectionsClient::new(ch.clone())
+            .create(create_req("c"))
+            .await
+            .expect("create");
+        let points = (0..300u64)
+            .map(|i| point(i, &rows[i as usize * DIM..(i as usize + 1) * DIM]))
+            .collect();
+        PointsClient::new(ch.clone())
+            .upsert(pb::UpsertRequest {
+                collection: "c".into(),
+                points,
+            })
+            .await
+            .expect("upsert");
+        let mut plain = SearchClient::new(ch.clone());
+        let mut one = SearchClient::new(OneFrame(ch.clone()));
+        for q in queries.chunks(DIM).take(20) {
+            let a = plain
+                .search(search_req("c", q, 10, None))
+                .await
+                .expect("plain");
+            let b = one
+                .search(search_req("c", q, 10, None))
+                .await
+                .expect("one frame");
+            let key = |r: &pb::SearchResponse| -> Vec<(u64, u32)> {
+                r.hits.iter().map(|h| (h.id, h.score.to_bits())).collect()
+            };
+            assert_eq!(key(a.get_ref()), key(b.get_ref()));
+            assert_eq!(b.get_ref().hits.len(), 10);
+            assert_eq!(b.get_ref().hits[0].text, a.get_ref().hits[0].text);
+        }
+        // A stored vector finds itself first.
+        let r = one
+            .search(search_req("c", &rows[42 * DIM..43 * DIM], 1, None))
+            .await
+            .expect("self");
+        assert_eq!(r.get_ref().hits[0].id, 42);
+        // Errors keep their status and message.
+        expect_status(
+            one.search(search_req("c", &[0.1; DIM - 1], 10, None)).await,
+            Code::InvalidArgument,
+            "dimension 15",
+        );
+        expect_status(
+            one.search(search_req("nope", &rows[..DIM], 10, None)).await,
+            Code::NotFound,
+            "nope",
+        );
+        srv.stop().await;
+    });
+}
