@@ -30,9 +30,19 @@ DIM = 16
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Below Linux's ephemeral range (32768-60999): a port handed out for 0 can also become the
+    # source port of the client's own connect retries while the server starts, and a client
+    # whose source port equals the destination connects to itself (see cli/tests/crash.rs).
+    start = os.getpid() % 12000
+    for i in range(12000):
+        port = 20000 + (start + i) % 12000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32000")
 
 
 class Server:
