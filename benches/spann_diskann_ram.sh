@@ -16,7 +16,7 @@ B=(bench --index "$WORK/quiver" --queries "$QUERIES" --gt "$GT" --threads "$THRE
 rss() {  # max index RSS of TOOL's rows in $OUT
   python3 -c "import json,sys; print(max(json.loads(l)['index_rss_bytes'] for l in open(sys.argv[1]) if l.startswith('{') and '\"recall\"' in l and json.loads(l).get('tool') == sys.argv[2]))" "$OUT" "$1"
 }
-SPANN=$(rss "${SPANN_TOOL:-quiver-spann-r8}")
+SPANN=$(rss "${SPANN_TOOL:-quiver-spann}")
 HOT=$(benches/diskann_hot_for_rss.sh "$WORK/quiver" "$QUERIES" "$GT" "$SPANN")
 grep -v '"tool":"quiver-diskann-ram",' "$OUT" > "$OUT.tmp" || true
 mv "$OUT.tmp" "$OUT"

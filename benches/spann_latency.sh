@@ -21,7 +21,7 @@ PY
 B=(bench --queries "$QUERIES" --gt "$GT" --threads 1 --interleave 1 --backend uring --dataset "$NAME"
    --json --max-queries "${MAX_QUERIES:-1000}")
 drop
-$Q "${B[@]}" --index "$WORK/spann-r8" --max-lists "$LISTS" 2>/dev/null | tag quiver-spann-r8-c1 >> "$OUT"
+$Q "${B[@]}" --index "$WORK/spann" --max-lists "$LISTS" 2>/dev/null | tag quiver-spann-c1 >> "$OUT"
 drop
 $Q "${B[@]}" --index "$WORK/quiver" --search-list "$DISKANN_LISTS" --beam-width 4 --hot-nodes "$HOT" \
   2>/dev/null | tag quiver-diskann-ram-c1 >> "$OUT"

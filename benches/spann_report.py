@@ -49,8 +49,8 @@ def main():
     builds = {r["tool"]: r for r in rows if r.get("phase") == "build"}
     label = {
         # The default index: its lists hold what the build picked.
-        "quiver-spann-r8": "Quiver SPANN (SSD, default: "
-        + ("SQ8 lists + re-rank" if builds.get("quiver-spann-r8", {}).get("build_params", {})
+        "quiver-spann": "Quiver SPANN (SSD, default: "
+        + ("SQ8 lists + re-rank" if builds.get("quiver-spann", {}).get("build_params", {})
            .get("list_codes", "sq8") == "sq8" else "f32 lists") + ")",
         "quiver-spann-full": "Quiver SPANN (SSD, f32 lists)",
         "quiver-ivf": "Quiver IVF-Flat (SSD)",
@@ -69,7 +69,7 @@ def main():
             print(f"| {lab} | {t:.2f} | {fmt(interp(rs, t, 'qps'), ',.0f')} | "
                   f"{fmt(interp(rs, t, 'mean_ios'), '.1f')} | "
                   f"{fmt(None if interp(rs, t, 'mean_read_bytes') is None else interp(rs, t, 'mean_read_bytes') / 1024, '.0f')} | {rss:.1f} |")
-    sp, dk, dr = runs.get("quiver-spann-r8", []), runs.get("quiver-diskann", []), runs.get("quiver-diskann-ram", [])
+    sp, dk, dr = runs.get("quiver-spann", []), runs.get("quiver-diskann", []), runs.get("quiver-diskann-ram", [])
     print()
     for t in (0.90, 0.95):
         a, b, c = interp(sp, t, "qps"), interp(dr, t, "qps"), interp(dk, t, "qps")
@@ -77,11 +77,11 @@ def main():
             print(f"- recall {t:.2f}: SPANN / DiskANN at comparable RAM = **{a / b:.2f}x** QPS "
                   f"(/ uncached DiskANN {a / c:.2f}x).")
     # Latency at concurrency 1 (benches/spann_latency.sh).
-    c1 = {t: runs[t] for t in ("quiver-spann-r8-c1", "quiver-diskann-ram-c1") if t in runs}
+    c1 = {t: runs[t] for t in ("quiver-spann-c1", "quiver-diskann-ram-c1") if t in runs}
     if len(c1) == 2:
         print("\n| concurrency 1 | recall@10 | SPANN p50 us | DiskANN (same RAM) p50 us | ratio | SPANN QPS | DiskANN QPS |")
         print("|---|---|---|---|---|---|---|")
-        a, b = c1["quiver-spann-r8-c1"], c1["quiver-diskann-ram-c1"]
+        a, b = c1["quiver-spann-c1"], c1["quiver-diskann-ram-c1"]
         for t in (0.90, 0.95):
             pa, pb = interp(a, t, "p50_us"), interp(b, t, "p50_us")
             qa, qb = interp(a, t, "qps"), interp(b, t, "qps")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Repeats, N times, the two sweeps behind issue 6's headline ratio on the indices that
-# benches/spann_compare.sh NAME left: the default SPANN index (spann-r8, re-ranking k and 2k
+# benches/spann_compare.sh NAME left: the default SPANN index (spann, re-ranking k and 2k
 # candidates, as the main run does) and DiskANN with its hot-node count calibrated to the RSS
 # that SPANN index showed in the first sweep (benches/diskann_hot_for_rss.sh; HOT=H skips it),
 # alternating, page cache dropped before each. The disk's IOPS drift 20-30% between identical sweeps; the median of the
@@ -20,7 +20,7 @@ B=(bench --queries "$QUERIES" --gt "$GT" --threads 2 --backend uring --dataset "
 : > "$OUT"
 for i in $(seq 1 "$N"); do
   drop
-  $Q "${B[@]}" --index "$WORK/${SPANN_INDEX:-spann-r8}" --max-lists "$LISTS" --rerank "${RERANK:-10,20}" 2>/dev/null \
+  $Q "${B[@]}" --index "$WORK/${SPANN_INDEX:-spann}" --max-lists "$LISTS" --rerank "${RERANK:-10,20}" 2>/dev/null \
     | sed "s/^{/{\"tool\":\"spann\",\"rep\":$i,/" >> "$OUT"
   if [ -z "${HOT:-}" ]; then
     # Comparable RAM: DiskANN's hot nodes calibrated to this SPANN index's RSS, measured above.

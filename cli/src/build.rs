@@ -59,17 +59,19 @@ pub struct BuildArgs {
     /// spann, ivf: byte cap of one posting list (ids + full vectors).
     #[arg(long, default_value_t = spann::DEFAULT_MAX_LIST_BYTES)]
     pub max_list_bytes: usize,
-    /// spann: most lists a vector is written to, 1..=8 (ivf: always 1).
-    #[arg(long, default_value_t = spann::DEFAULT_REPLICAS)]
-    pub replicas: usize,
+    /// spann: lists a vector is written to, 1..=8 (ivf: always 1): with --spill soar exactly
+    /// this many, with rng at most [default: soar the count the build estimates cheapest, up to
+    /// 8; rng at most 8].
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// spann: closure slack eps1 - a vector joins lists whose centroid is within (1 + eps1) of
     /// its nearest centroid's squared distance.
     #[arg(long, default_value_t = spann::DEFAULT_CLOSURE_EPS)]
     pub closure_eps: f32,
-    /// spann: RNG factor - a list is skipped when an already chosen centroid s has
-    /// factor * d(s, c) <= d(x, c); "inf" turns the rule off [default: the first of 1, 1.25,
-    /// 1.5, 2 under which a sample of the vectors averages 1 + (replicas - 1) / 7 copies, 2 at
-    /// 8 replicas].
+    /// spann with --spill rng: RNG factor - a list is skipped when an already chosen centroid s
+    /// has factor * d(s, c) <= d(x, c); "inf" turns the rule off [default: the first of 1,
+    /// 1.25, 1.5, 2 under which a sample of the vectors averages 1 + (replicas - 1) / 7 copies,
+    /// 2 at 8 replicas].
     #[arg(long)]
     pub rng_factor: Option<f32>,
     /// spann, ivf: most primary vectors per centroid (sets the number of centroids)
@@ -78,9 +80,19 @@ pub struct BuildArgs {
     pub leaf_size: Option<usize>,
     /// spann, ivf: what lists hold - sq8 (a byte per dimension; full vectors in vectors.qbf
     /// re-rank the best candidates) or full (the vectors) [default: ivf full; spann over float
-    /// data sq8 when full-precision lists would average more than three 4 KiB blocks, else full].
+    /// data sq8 when full-precision lists would average more than three 4 KiB blocks with the
+    /// copies the RNG rule keeps (estimated on a sample under --spill soar), else full].
     #[arg(long)]
     pub list_codes: Option<String>,
+    /// spann: how replicas are placed - soar (each copy where its residual is most orthogonal
+    /// to those already placed; without --replicas the build picks how many from an estimate on
+    /// sampled vectors) or rng (SPANN's closure and RNG rule: up to --replicas, as many as the
+    /// rule keeps).
+    #[arg(long, default_value = "soar")]
+    pub spill: String,
+    /// spann with --spill soar: weight of the orthogonality penalty.
+    #[arg(long, default_value_t = spann::DEFAULT_SOAR_LAMBDA)]
+    pub soar_lambda: f32,
 }
 
 /// Runs `quiver build`.
@@ -153,6 +165,11 @@ pub fn run(a: BuildArgs) -> Result<()> {
                 rng_factor: a.rng_factor,
                 leaf_size: a.leaf_size,
                 seed: a.seed,
+                spill: match a.spill.as_str() {
+                    "rng" => spann::Spill::Rng,
+                    "soar" => spann::Spill::Soar(a.soar_lambda),
+                    other => bail!("--spill {other:?} is not soar or rng"),
+                },
                 sq8: match a.list_codes.as_deref() {
                     None => None,
                     Some("sq8") => Some(true),

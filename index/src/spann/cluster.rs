@@ -9,6 +9,10 @@
 //!   within `(1 + eps)` of its nearest centroid's distance, at most `replicas` lists, skipping a
 //!   list when the RNG rule says a centroid already chosen covers that direction
 //!   (`rng_factor * d(c_chosen, c) <= d(x, c)`).
+//! - [`soar`]: spilling by SOAR (Sun et al., "SOAR: Improved Indexing for Approximate Nearest
+//!   Neighbor Search", NeurIPS 2023): a copy goes where its residual is nearly orthogonal to the
+//!   residuals of the copies already placed, so that a query badly served by one copy (its
+//!   direction parallel to that residual) is well served by another.
 //!
 //! Distances are squared L2 in the navigation space, as SPTAG computes them.
 
@@ -106,6 +110,57 @@ pub struct Closure {
     pub rng_factor: f32,
 }
 
+/// SOAR spilling of one vector `x` whose primary list is `primary`, given `cands`, the nearest
+/// centroids as (list, squared distance) closest first: `replicas - 1` extra lists, each the
+/// candidate `c` that minimises `|r_c|^2 + lambda * sum_j (r_j . r_c)^2 / |r_j|^2`, where
+/// `r_c = x - c` and the `r_j` are the residuals of the lists already chosen (the primary
+/// first). With one spill this is the paper's spilled assignment loss; summing the penalty over
+/// every chosen residual is how this extends it to several. Returns the lists with their squared
+/// distances.
+pub fn soar(
+    x: &[f32],
+    centroids: &[f32],
+    dim: usize,
+    primary: u32,
+    cands: &[(u32, f32)],
+    replicas: usize,
+    lambda: f32,
+) -> Vec<(u32, f32)> {
+    let cent = |c: u32| &centroids[c as usize * dim..(c as usize + 1) * dim];
+    let cs: Vec<(u32, f32)> = cands.iter().copied().filter(|c| c.0 != primary).collect();
+    // Each candidate's residual, one row each.
+    let mut res = Vec::with_capacity(cs.len() * dim);
+    for &(c, _) in &cs {
+        res.extend(x.iter().zip(cent(c)).map(|(a, b)| a - b));
+    }
+    let mut score: Vec<f32> = cs.iter().map(|c| c.1).collect();
+    let penalise = |r: &[f32], score: &mut [f32]| {
+        let n2: f32 = r.iter().map(|v| v * v).sum();
+        if n2 > 0.0 {
+            for (s, rc) in score.iter_mut().zip(res.chunks_exact(dim)) {
+                let dot: f32 = r.iter().zip(rc).map(|(a, b)| a * b).sum();
+                *s += lambda * dot * dot / n2;
+            }
+        }
+    };
+    let r0: Vec<f32> = x.iter().zip(cent(primary)).map(|(a, b)| a - b).collect();
+    penalise(&r0, &mut score);
+    let mut out = Vec::with_capacity(replicas.saturating_sub(1));
+    while out.len() + 1 < replicas {
+        let Some(j) = (0..cs.len())
+            .filter(|&j| score[j].is_finite())
+            .min_by(|&a, &b| score[a].total_cmp(&score[b]))
+        else {
+            break;
+        };
+        out.push(cs[j]);
+        score[j] = f32::INFINITY;
+        let rj = res[j * dim..(j + 1) * dim].to_vec();
+        penalise(&rj, &mut score);
+    }
+    out
+}
+
 /// SPANN's closure assignment of one vector `x` whose primary list is `primary`, given
 /// `cands`, the nearest centroids as (list, squared distance) closest first. Returns the extra
 /// lists it joins with their distances (at most `replicas - 1`, the primary excluded).
@@ -151,6 +206,24 @@ pub fn closure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soar_spills_to_the_centroid_whose_residual_is_orthogonal() {
+        // x at the origin, primary centroid at (1, 0): residual (-1, 0). Two candidates at the
+        // same distance: (-1.1, 0) has a residual parallel to the primary's, (0, 1.1) one
+        // orthogonal to it. Nearest-centroid spilling would take the parallel one (listed
+        // first); SOAR takes the orthogonal one, then the parallel one.
+        let cent = [1.0, 0.0, -1.1, 0.0, 0.0, 1.1];
+        let x = [0.0, 0.0];
+        let cands = [(0u32, 1.0f32), (1, 1.21), (2, 1.21)];
+        let got = soar(&x, &cent, 2, 0, &cands, 2, 1.0);
+        assert_eq!(got, vec![(2, 1.21)]);
+        let got = soar(&x, &cent, 2, 0, &cands, 3, 1.0);
+        assert_eq!(got, vec![(2, 1.21), (1, 1.21)]);
+        // Lambda 0 is plain nearest-first spilling; never more lists than candidates.
+        assert_eq!(soar(&x, &cent, 2, 0, &cands, 2, 0.0), vec![(1, 1.21)]);
+        assert_eq!(soar(&x, &cent, 2, 0, &cands, 8, 1.0).len(), 2);
+    }
 
     #[test]
     fn no_cluster_exceeds_the_leaf_and_every_row_is_placed() {

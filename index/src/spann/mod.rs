@@ -5,9 +5,11 @@
 //!   inner product augmented with `sqrt(M^2 - |x|^2)` as in [`crate::diskann`], so squared L2
 //!   there orders like the metric). [`cluster::hierarchical`] splits them until no primary
 //!   cluster exceeds the leaf size, so the number of centroids follows from n and the list cap.
-//!   SPANN then replicates boundary vectors ([`cluster::closure`]: within `(1 + eps1)` of the
-//!   nearest centroid, at most `replicas` lists, RNG rule); a list that would exceed
-//!   `max_list_bytes` keeps its primaries and the replicas nearest its centroid.
+//!   SPANN then copies each vector to more lists: by default with SOAR ([`cluster::soar`]: each
+//!   copy where its residual is most orthogonal to the copies already placed), as many copies as
+//!   [`plan`] estimates cheapest; or by SPANN's closure ([`cluster::closure`]: within
+//!   `(1 + eps1)` of the nearest centroid, at most `replicas` lists, RNG rule). A list that
+//!   would exceed `max_list_bytes` keeps its primaries and the replicas nearest its centroid.
 //! - **Layout** ([`layout`]): `postings.qbf` holds the centroids, the router graph, a list
 //!   directory, a locator (each vector's primary list and position) and the lists, each
 //!   block-aligned and contiguous: ids then full-precision vectors.
@@ -23,6 +25,7 @@
 
 pub mod cluster;
 pub mod layout;
+pub mod plan;
 pub mod sq8;
 
 use crate::build::{finish_index_dir, open_input, prepare_out_dir, BuildInput};
@@ -58,6 +61,11 @@ const VECTORS_SECTION: &str = "vectors";
 pub const DEFAULT_MAX_LIST_BYTES: usize = 48 * 1024;
 /// Default most lists a SPANN vector is written to (SPTAG's ReplicaCount).
 pub const DEFAULT_REPLICAS: usize = 8;
+/// Default SOAR lambda (the weight cuVS documents for its ScaNN builder; on h100k 0.5 and 2
+/// read within 3% of 1.0 at recall 0.90).
+pub const DEFAULT_SOAR_LAMBDA: f32 = 1.0;
+/// Re-rank reads per query the build's plan charges SQ8 lists (k = 10).
+const PLAN_RERANK_READS: f64 = 10.0;
 /// Most replicas accepted.
 pub const MAX_REPLICAS: usize = 8;
 /// Default closure slack eps1 (on squared distances).
@@ -91,7 +99,7 @@ fn pick_rng_factor(
     primary: &[u32],
     router: &Router,
     rule: cluster::Closure,
-) -> f32 {
+) -> (f32, f64) {
     let n = primary.len();
     let step = n.div_ceil(RNG_SAMPLE).max(1);
     let sample: Vec<(usize, Vec<(u32, f32)>)> = (0..n)
@@ -107,6 +115,7 @@ fn pick_rng_factor(
         .collect();
     let target = 1.0 + (rule.replicas - 1) as f64 / 7.0;
     let cent = router.centroids();
+    let mut last = (RNG_LADDER[0], 1.0);
     for &f in &RNG_LADDER {
         let extra: usize = sample
             .iter()
@@ -119,11 +128,23 @@ fn pick_rng_factor(
                 cluster::closure(x, cent, nav_dim, primary[*i], c, rule).len()
             })
             .sum();
-        if 1.0 + extra as f64 / sample.len().max(1) as f64 >= target {
-            return f;
+        let copies = 1.0 + extra as f64 / sample.len().max(1) as f64;
+        if copies >= target {
+            return (f, copies);
         }
+        last = (f, copies);
     }
-    RNG_LADDER[RNG_LADDER.len() - 1]
+    last
+}
+
+/// How a SPANN build picks the lists a vector is copied to beyond its primary.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Spill {
+    /// SPANN's closure with the RNG rule ([`SpannParams::closure_eps`],
+    /// [`SpannParams::rng_factor`]): up to `replicas` lists, usually fewer.
+    Rng,
+    /// SOAR with this lambda ([`cluster::soar`]): `replicas` lists, as long as list caps allow.
+    Soar(f32),
 }
 
 /// Which flavour of the clustering index.
@@ -150,8 +171,10 @@ impl ClusterKind {
 pub struct SpannParams {
     /// Byte cap of one posting list (ids + vectors).
     pub max_list_bytes: usize,
-    /// Most lists a vector is written to (1 for IVF).
-    pub replicas: usize,
+    /// Lists a vector is written to (1 for IVF): with SOAR exactly this many (as far as list
+    /// caps allow), with the RNG rule at most this many. `None`: SOAR takes the count [`plan`]
+    /// estimates cheapest, up to [`MAX_REPLICAS`]; the RNG rule at most [`DEFAULT_REPLICAS`].
+    pub replicas: Option<usize>,
     /// Closure slack eps1: a vector joins lists within `(1 + eps1)` of its nearest centroid's
     /// squared distance.
     pub closure_eps: f32,
@@ -174,6 +197,8 @@ pub struct SpannParams {
     /// `vectors.qbf` for re-ranking; `None`: off for IVF and integer vectors; for SPANN over
     /// float vectors on when full-precision lists would average more than three blocks.
     pub sq8: Option<bool>,
+    /// How replicas are placed.
+    pub spill: Spill,
 }
 
 impl SpannParams {
@@ -182,14 +207,18 @@ impl SpannParams {
         SpannParams {
             max_list_bytes: DEFAULT_MAX_LIST_BYTES,
             replicas: match kind {
-                ClusterKind::Spann => DEFAULT_REPLICAS,
-                ClusterKind::Ivf => 1,
+                ClusterKind::Spann => None,
+                ClusterKind::Ivf => Some(1),
             },
             closure_eps: DEFAULT_CLOSURE_EPS,
             rng_factor: None,
             leaf_size: None,
             seed: 42,
             sq8: None,
+            spill: match kind {
+                ClusterKind::Spann => Spill::Soar(DEFAULT_SOAR_LAMBDA),
+                ClusterKind::Ivf => Spill::Rng,
+            },
         }
     }
 }
@@ -300,7 +329,7 @@ pub fn build(
     let replicas = if kind == ClusterKind::Ivf {
         1
     } else {
-        params.replicas
+        params.replicas.unwrap_or(DEFAULT_REPLICAS)
     };
     if !(1..=MAX_REPLICAS).contains(&replicas) {
         return Err(IndexError::InvalidArgument(format!(
@@ -312,6 +341,13 @@ pub fn build(
             "--closure-eps {} must be a finite number >= 0",
             params.closure_eps
         )));
+    }
+    if let Spill::Soar(l) = params.spill {
+        if !(l >= 0.0 && l.is_finite()) {
+            return Err(IndexError::InvalidArgument(format!(
+                "--soar-lambda {l} must be a finite number >= 0"
+            )));
+        }
     }
     if let Some(f) = params.rng_factor.filter(|f| f.is_nan() || *f <= 0.0) {
         return Err(IndexError::InvalidArgument(format!(
@@ -387,6 +423,48 @@ pub fn build(
     let mut replicas_kept = 0u64;
     let mut replicas_dropped = 0u64;
     let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
+    // With SOAR: copies and list codes from the estimate on sampled queries (plan.rs); an
+    // explicit --list-codes is kept and the cheapest plan under it taken.
+    let block_payload =
+        quiver_storage::format::payload_bytes(quiver_storage::format::DEFAULT_BLOCK_SIZE);
+    let (mut replicas, mut planned_sq8, mut planned) = (replicas, None, Vec::new());
+    if let Spill::Soar(lambda) = params.spill {
+        if params.replicas.is_none() && replicas > 1 && n >= plan::MIN_ROWS {
+            // Codes by the rule the RNG path uses (full-precision lists over three blocks),
+            // with the copies the RNG rule would keep, estimated on a sample: it tells sets with
+            // many boundary vectors from well-separated ones, and on the four sets measured it
+            // picks the codes that were fastest. Estimating codes from the sampled queries alone
+            // does not: data vectors used as queries find their neighbours in far fewer lists
+            // than real queries do where queries differ from the data (squad's questions: 2.5
+            // lists against 12 for recall 0.9), which made full vectors look cheapest there.
+            let rule = cluster::Closure {
+                replicas,
+                eps: params.closure_eps,
+                rng_factor: RNG_LADDER[0],
+            };
+            let (_, rng_copies) = pick_rng_factor(&nav, nav_dim, &primary, &router, rule);
+            let full =
+                (n as f64 / n_lists as f64 * rng_copies).min(full_cap as f64) * full_entry as f64;
+            let by_size =
+                kind == ClusterKind::Spann && elem.is_float() && full > (3 * block_payload) as f64;
+            let codes = params.sq8.unwrap_or(by_size);
+            let shape = plan::Shape {
+                max_copies: replicas,
+                primaries_per_list: n as f64 / n_lists as f64,
+                full_entry,
+                sq8_entry: elem.is_float().then_some(4 + dim),
+                max_list_bytes: params.max_list_bytes,
+                payload: block_payload,
+                rerank_reads: PLAN_RERANK_READS,
+                lambda,
+            };
+            planned = plan::plan(&nav, nav_dim, &primary, &router, &shape);
+            if let Some(c) = planned.iter().find(|c| c.sq8 == codes) {
+                replicas = c.copies;
+                planned_sq8 = Some(c.sq8);
+            }
+        }
+    }
     let mut rng_factor = params.rng_factor.unwrap_or(RNG_LADDER[0]);
     if replicas > 1 {
         let mut rule = cluster::Closure {
@@ -394,8 +472,8 @@ pub fn build(
             eps: params.closure_eps,
             rng_factor,
         };
-        if params.rng_factor.is_none() {
-            rng_factor = pick_rng_factor(&nav, nav_dim, &primary, &router, rule);
+        if params.rng_factor.is_none() && params.spill == Spill::Rng {
+            rng_factor = pick_rng_factor(&nav, nav_dim, &primary, &router, rule).0;
             rule.rng_factor = rng_factor;
         }
         let done = std::sync::atomic::AtomicU64::new(0);
@@ -410,7 +488,12 @@ pub fn build(
                 if d.is_multiple_of(65_536) {
                     progress(Phase::Assign, d, n as u64);
                 }
-                cluster::closure(x, cent, nav_dim, p, &cands, rule)
+                match params.spill {
+                    Spill::Rng => cluster::closure(x, cent, nav_dim, p, &cands, rule),
+                    Spill::Soar(lambda) => {
+                        cluster::soar(x, cent, nav_dim, p, &cands, replicas, lambda)
+                    }
+                }
             })
             .collect();
         for (i, e) in extra.into_iter().enumerate() {
@@ -431,13 +514,10 @@ pub fn build(
         .map(|(m, c)| (m.len() + c.len()).min(full_cap) * full_entry)
         .sum::<usize>() as f64
         / n_lists as f64;
-    let sq8 = params.sq8.unwrap_or(
+    let sq8 = params.sq8.or(planned_sq8).unwrap_or(
         kind == ClusterKind::Spann
             && elem.is_float()
-            && full_list_bytes
-                > (3 * quiver_storage::format::payload_bytes(
-                    quiver_storage::format::DEFAULT_BLOCK_SIZE,
-                )) as f64,
+            && full_list_bytes > (3 * block_payload) as f64,
     );
     let entry = if sq8 { 4 + dim } else { full_entry };
     let cap = params.max_list_bytes / entry;
@@ -554,7 +634,12 @@ pub fn build(
         serde_json::json!({
             "max_list_bytes": params.max_list_bytes, "max_list_entries": cap,
             "replicas": replicas, "closure_eps": params.closure_eps,
-            "rng_factor": rng_factor, "leaf_size": leaf, "seed": params.seed,
+            "rng_factor": (params.spill == Spill::Rng).then_some(rng_factor),
+            "spill": match params.spill { Spill::Rng => "rng", Spill::Soar(_) => "soar" },
+            "soar_lambda": match params.spill { Spill::Soar(l) => Some(l), Spill::Rng => None },
+            "copies": replicas,
+            "plan": planned.iter().take(16).collect::<Vec<_>>(),
+            "leaf_size": leaf, "seed": params.seed,
             "lists": n_lists, "router": if meta.has_router { "hnsw" } else { "flat" },
             "entries": entries, "replication": entries as f64 / n as f64,
             "replicas_dropped_by_cap": replicas_dropped,

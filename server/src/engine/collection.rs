@@ -1349,7 +1349,7 @@ pub fn build_index(kind: IndexKind, p: &IndexParams, input: &BuildInput, out: &P
             let d = SpannParams::defaults(ck);
             let params = SpannParams {
                 max_list_bytes: p.max_list_bytes.unwrap_or(d.max_list_bytes),
-                replicas: p.replicas.unwrap_or(d.replicas),
+                replicas: p.replicas.or(d.replicas),
                 ..d
             };
             quiver_index::spann::build(input, ck, &params, out, &|_, _, _| {})?;
