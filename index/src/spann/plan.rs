@@ -21,8 +21,9 @@
 //! queries that differ from the data (squad's questions against its passages: 2.5 lists
 //! against 12 for recall 0.9), which makes the fixed k re-rank reads look too dear to decide
 //! the codes on, while the copy count (fewer lists against bigger ones) is judged well: it
-//! picked the fastest measured count on h100k (8) and squad (4). On synth100k it picks 2 where
-//! 3 measured 10-25% faster: the two are a tie in its estimate (6.16 and 6.17 reads).
+//! picked the fastest measured count on h100k (8) and squad (4). On synth100k 2 and 3 copies
+//! tie in its estimate (6.15-6.17 reads) and builds have picked either (the router graph is
+//! built in parallel, so placements differ slightly); 3 measured 10-25% faster.
 
 use super::{cluster, Router, CLOSURE_CANDIDATES};
 use crate::contract::SearchStats;
