@@ -99,7 +99,7 @@ def main():
     # Replication study.
     reps = sorted(int(m.group(1)) for t in runs if (m := re.fullmatch(r"quiver-spann-r(\d+)", t)))
     if reps:
-        print("\n| replicas (max) | mean copies | lists | index MiB | recall@10, 8 lists | recall@10, 16 lists | KiB/q at 0.90 | QPS at 0.90 |")
+        print("\n| copies (--replicas) | mean copies | lists | index MiB | recall@10, 8 lists | recall@10, 16 lists | KiB/q at 0.90 | QPS at 0.90 |")
         print("|---|---|---|---|---|---|---|---|")
         for n in reps:
             t = f"quiver-spann-r{n}"

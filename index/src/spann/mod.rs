@@ -423,8 +423,8 @@ pub fn build(
     let mut replicas_kept = 0u64;
     let mut replicas_dropped = 0u64;
     let mut cands: Vec<Vec<(f32, u32)>> = vec![Vec::new(); n_lists];
-    // With SOAR: copies and list codes from the estimate on sampled queries (plan.rs); an
-    // explicit --list-codes is kept and the cheapest plan under it taken.
+    // With SOAR and no --replicas: the copy count from the estimate on sampled queries
+    // (plan.rs), under the list codes given or chosen by size below.
     let block_payload =
         quiver_storage::format::payload_bytes(quiver_storage::format::DEFAULT_BLOCK_SIZE);
     let (mut replicas, mut planned_sq8, mut planned) = (replicas, None, Vec::new());
@@ -637,7 +637,7 @@ pub fn build(
             "rng_factor": (params.spill == Spill::Rng).then_some(rng_factor),
             "spill": match params.spill { Spill::Rng => "rng", Spill::Soar(_) => "soar" },
             "soar_lambda": match params.spill { Spill::Soar(l) => Some(l), Spill::Rng => None },
-            "copies": replicas,
+            "copies": matches!(params.spill, Spill::Soar(_)).then_some(replicas),
             "plan": planned.iter().take(16).collect::<Vec<_>>(),
             "leaf_size": leaf, "seed": params.seed,
             "lists": n_lists, "router": if meta.has_router { "hnsw" } else { "flat" },
