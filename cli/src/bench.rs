@@ -157,6 +157,15 @@ pub struct BenchRow {
     pub server_p50_us: Option<f64>,
 }
 
+/// Cache hits / (hits + reads), 0 when there were neither.
+pub fn hit_ratio(reads: u64, hits: u64) -> f64 {
+    if reads + hits == 0 {
+        0.0
+    } else {
+        hits as f64 / (reads + hits) as f64
+    }
+}
+
 /// Prints a row as JSON or as a table line.
 pub fn emit(row: &BenchRow, json: bool) -> Result<()> {
     if json {
@@ -505,11 +514,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 p99_us: percentile(&lat, 0.99),
                 mean_ios: s.reads as f64 / n,
                 mean_read_bytes: s.read_bytes as f64 / n,
-                cache_hit_ratio: if s.reads + s.cache_hits == 0 {
-                    0.0
-                } else {
-                    s.cache_hits as f64 / (s.reads + s.cache_hits) as f64
-                },
+                cache_hit_ratio: hit_ratio(s.reads, s.cache_hits),
                 rss_bytes: rss,
                 index_rss_bytes: rss as i64 - rss_before as i64,
                 index_memory_bytes: memory.iter().map(|(_, b)| b).sum(),

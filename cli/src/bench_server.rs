@@ -3,7 +3,7 @@
 //! two-thread client runtime). Reports the client's CPU use, so gRPC overhead can be told from
 //! server time.
 
-use crate::bench::{emit, percentile, rss_bytes, BenchArgs, BenchRow, GroundTruth};
+use crate::bench::{emit, hit_ratio, percentile, rss_bytes, BenchArgs, BenchRow, GroundTruth};
 use crate::channel::OneFrame;
 use crate::parse_list;
 use anyhow::{Context, Result};
@@ -314,11 +314,7 @@ impl Side {
             p99_us: percentile(&self.lat, 0.99),
             mean_ios: self.reads as f64 / n,
             mean_read_bytes: self.bytes as f64 / n,
-            cache_hit_ratio: if self.reads + self.hits == 0 {
-                0.0
-            } else {
-                self.hits as f64 / (self.reads + self.hits) as f64
-            },
+            cache_hit_ratio: hit_ratio(self.reads, self.hits),
             rss_bytes: rss_bytes(),
             index_rss_bytes: 0,
             index_memory_bytes: 0,
