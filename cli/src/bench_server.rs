@@ -233,6 +233,8 @@ pub fn run(
             row.index_memory_bytes = info.ram_bytes.values().sum();
             row.index_memory = memory;
             row.client_cpu_cores = Some(remote.cpu / remote.wall.max(1e-9));
+            // The server's segments are opened by the server: --hot-nodes is this process's.
+            row.hot_nodes = None;
             row.pair_phase_queries = local.is_some().then_some(phase);
             remote.server_us.sort_by(f64::total_cmp);
             row.server_p50_us = Some(percentile(&remote.server_us, 0.50));
@@ -242,12 +244,12 @@ pub fn run(
                 row.n = index.manifest().n;
                 row.index = index.manifest().kind.clone();
                 row.params = knob;
-                row.index_memory = index
-                    .memory()
+                let memory = index.memory();
+                row.index_memory_bytes = memory.iter().map(|(_, b)| b).sum();
+                row.index_memory = memory
                     .into_iter()
                     .map(|(k, b)| (k.to_string(), b.into()))
                     .collect();
-                row.index_memory_bytes = index.memory().iter().map(|(_, b)| b).sum();
                 row.pair_phase_queries = Some(phase);
                 emit(&row, a.json)?;
             }
