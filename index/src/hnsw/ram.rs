@@ -2,6 +2,12 @@
 //! in front of a clustering index's centroids. It is built with the same construction as the
 //! HNSW index ([`graph::BuildGraph`](super::graph::BuildGraph)) and stored as a flat link array
 //! that [`encode`](RamHnsw::encode) and [`decode`](RamHnsw::decode) write into the owner's file.
+//!
+//! A loaded router may hold its rows as 8-bit codes ([`quantized`](RamHnsw::quantized)): a
+//! quarter of the RAM, which for SPANN is most of the index's RAM. Each component is `lo_d +
+//! step_d * code` with a per-dimension offset and step (transformer embeddings have a few
+//! dimensions far wider than the rest, which one shared step would flatten), and distances are
+//! squared L2 from the f32 query to the vector the code stands for.
 
 use super::graph::{BuildGraph, GraphParams};
 use super::search::{greedy, search_layer, Cand, Graph, ScratchPool};
@@ -11,9 +17,46 @@ use crate::error::{IndexError, Result};
 use crate::metric::Metric;
 use std::path::Path;
 
+/// The rows: as built, or as 8-bit codes.
+enum Rows {
+    F32(Vec<f32>),
+    /// Row r, dimension d is `lo[d] + step[d] * codes[r * dim + d]`.
+    Sq8 {
+        lo: Vec<f32>,
+        step: Vec<f32>,
+        codes: Vec<u8>,
+    },
+}
+
+/// Squared L2 from `q` (already less the offsets `lo`) to the row `code` stands for.
+#[inline]
+fn sq8_l2(q: &[f32], step: &[f32], code: &[u8]) -> f32 {
+    // Eight lanes so the compiler vectorises the f32 reduction.
+    let mut acc = [0f32; 8];
+    let (qc, sc, cc) = (
+        q.chunks_exact(8),
+        step.chunks_exact(8),
+        code.chunks_exact(8),
+    );
+    let tail: f32 = qc
+        .remainder()
+        .iter()
+        .zip(sc.remainder())
+        .zip(cc.remainder())
+        .map(|((&a, &s), &c)| (a - s * c as f32).powi(2))
+        .sum();
+    for ((a, s), c) in qc.zip(sc).zip(cc) {
+        for i in 0..8 {
+            let d = a[i] - s[i] * c[i] as f32;
+            acc[i] += d * d;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// An HNSW graph over rows it owns.
 pub struct RamHnsw {
-    data: Vec<f32>,
+    rows: Rows,
     dim: usize,
     /// Per node: where its lists start in `links` (n + 1 entries).
     offsets: Vec<u32>,
@@ -28,14 +71,23 @@ pub struct RamHnsw {
 impl Graph for RamHnsw {
     type Query = [f32];
 
+    /// `q` is the query as [`search`](RamHnsw::search) prepared it (less `lo` for codes).
     #[inline]
     fn distance(&self, q: &[f32], id: u32) -> Result<f32> {
-        Ok(f32::l2sq(q, self.row(id)))
+        let s = id as usize * self.dim;
+        Ok(match &self.rows {
+            Rows::F32(d) => f32::l2sq(q, &d[s..s + self.dim]),
+            Rows::Sq8 { step, codes, .. } => sq8_l2(q, step, &codes[s..s + self.dim]),
+        })
     }
 
     #[inline]
     fn prefetch(&self, id: u32) {
-        crate::simd::prefetch(bytemuck::cast_slice(self.row(id)));
+        let s = id as usize * self.dim;
+        match &self.rows {
+            Rows::F32(d) => crate::simd::prefetch(bytemuck::cast_slice(&d[s..s + self.dim])),
+            Rows::Sq8 { codes, .. } => crate::simd::prefetch(&codes[s..s + self.dim]),
+        }
     }
 
     fn neighbors(&self, id: u32, level: usize, out: &mut Vec<u32>) -> Result<()> {
@@ -83,7 +135,7 @@ impl RamHnsw {
         };
         RamHnsw {
             scratch: ScratchPool::new(n),
-            data,
+            rows: Rows::F32(data),
             dim,
             offsets,
             links,
@@ -92,14 +144,72 @@ impl RamHnsw {
         }
     }
 
-    fn row(&self, id: u32) -> &[f32] {
-        let s = id as usize * self.dim;
-        &self.data[s..s + self.dim]
+    /// The same graph over 8-bit codes of its rows (a quarter of their RAM; distances then
+    /// carry the rounding of half a step per component). Quantizing twice changes nothing.
+    pub fn quantized(self) -> Self {
+        let Rows::F32(data) = &self.rows else {
+            return self;
+        };
+        let dim = self.dim;
+        let (mut lo, mut hi) = (vec![f32::INFINITY; dim], vec![f32::NEG_INFINITY; dim]);
+        for r in data.chunks_exact(dim) {
+            for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(r) {
+                *l = l.min(x);
+                *h = h.max(x);
+            }
+        }
+        let step: Vec<f32> = lo
+            .iter()
+            .zip(&hi)
+            .map(|(&l, &h)| {
+                let s = (h - l) / 255.0;
+                if s > 0.0 && s.is_finite() {
+                    s
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        lo.iter_mut()
+            .filter(|l| !l.is_finite())
+            .for_each(|l| *l = 0.0);
+        let codes: Vec<u8> = data
+            .chunks_exact(dim)
+            .flat_map(|r| {
+                r.iter()
+                    .zip(&lo)
+                    .zip(&step)
+                    .map(|((&x, &l), &s)| ((x - l) / s).round().clamp(0.0, 255.0) as u8)
+            })
+            .collect();
+        RamHnsw {
+            rows: Rows::Sq8 { lo, step, codes },
+            ..self
+        }
     }
 
-    /// The rows, `dim` floats each.
-    pub fn data(&self) -> &[f32] {
-        &self.data
+    /// The rows, `dim` floats each; `None` once [`quantized`](Self::quantized).
+    pub fn data(&self) -> Option<&[f32]> {
+        match &self.rows {
+            Rows::F32(d) => Some(d),
+            Rows::Sq8 { .. } => None,
+        }
+    }
+
+    /// `q` as [`Graph::distance`] takes it.
+    fn prepare(&self, q: &[f32]) -> Vec<f32> {
+        match &self.rows {
+            Rows::F32(_) => q.to_vec(),
+            Rows::Sq8 { lo, .. } => q.iter().zip(lo).map(|(&x, &l)| x - l).collect(),
+        }
+    }
+
+    /// Squared L2 from `q` to every row, in id order.
+    pub fn distances_to_all(&self, q: &[f32]) -> Vec<f32> {
+        let q = self.prepare(q);
+        (0..self.len() as u32)
+            .map(|id| self.distance(&q, id).unwrap_or(f32::INFINITY))
+            .collect()
     }
 
     /// Number of nodes.
@@ -124,13 +234,14 @@ impl RamHnsw {
             return Vec::new();
         }
         let (ep, top) = self.entry;
-        let mut cur = Cand {
-            d: f32::l2sq(q, self.row(ep)),
-            id: ep,
-        };
+        let q = &self.prepare(q)[..];
         let mut nbrs = Vec::new();
         let mut s = self.scratch.take();
         let res = (|| -> Result<Vec<Cand>> {
+            let mut cur = Cand {
+                d: self.distance(q, ep)?,
+                id: ep,
+            };
             for l in (1..=top).rev() {
                 cur = greedy(self, q, cur, l, &mut nbrs, stats)?;
             }
@@ -149,10 +260,11 @@ impl RamHnsw {
 
     /// RAM held: rows, links, offsets, levels and the visited marks of one search.
     pub fn bytes(&self) -> u64 {
-        (self.data.len() * 4
-            + self.links.len() * 4
-            + self.offsets.len() * 4
-            + self.levels.len() * 3) as u64
+        let rows = match &self.rows {
+            Rows::F32(d) => d.len() * 4,
+            Rows::Sq8 { lo, step, codes } => codes.len() + 4 * (lo.len() + step.len()),
+        };
+        (rows + self.links.len() * 4 + self.offsets.len() * 4 + self.levels.len() * 3) as u64
     }
 
     /// The graph without its rows: entry (u32), top level (u32), n (u32), levels (n bytes padded
@@ -234,7 +346,7 @@ impl RamHnsw {
         }
         Ok(RamHnsw {
             scratch: ScratchPool::new(n),
-            data,
+            rows: Rows::F32(data),
             dim,
             offsets,
             links,
@@ -279,5 +391,63 @@ mod tests {
             .err()
             .expect("refused");
         assert!(e.to_string().contains("router graph: node"), "{e}");
+    }
+
+    #[test]
+    fn quantized_rows_find_the_same_nearest_in_a_quarter_of_the_ram() {
+        // 40 dims (not a multiple of the 8 lanes), one dimension 10x wider than the others, as
+        // transformer embeddings have: one shared step would leave the others 25 levels.
+        let (dim, n) = (40, 3000);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let data: Vec<f32> = (0..n * dim)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let u = (x >> 40) as f32 / (1u64 << 24) as f32;
+                if i % dim == 3 {
+                    10.0 * u
+                } else {
+                    u
+                }
+            })
+            .collect();
+        let g = RamHnsw::build(data.clone(), dim, 8, 64, 1);
+        // The same links over codes (a parallel build is not repeatable link for link).
+        let q8 = RamHnsw::decode(Path::new("t"), &g.encode(), data.clone(), dim)
+            .expect("decode")
+            .quantized();
+        assert!(q8.data().is_none());
+        // f32 rows out; codes, offsets and steps in.
+        assert_eq!(g.bytes() - q8.bytes(), (3 * n * dim - 8 * dim) as u64);
+        let (mut same, mut total) = (0, 0);
+        for qi in (0..n).step_by(31) {
+            let q: Vec<f32> = data[qi * dim..(qi + 1) * dim]
+                .iter()
+                .map(|x| x + 0.01)
+                .collect();
+            let mut st = SearchStats::default();
+            let exact = g.search(&q, 10, 64, &mut st);
+            let approx = q8.search(&q, 10, 64, &mut st);
+            same += approx
+                .iter()
+                .filter(|a| exact.iter().any(|e| e.0 == a.0))
+                .count();
+            total += exact.len();
+            // Each distance is to the rounded row: within half a step per component.
+            let all = q8.distances_to_all(&q);
+            for &(id, d) in &approx {
+                assert_eq!(all[id as usize], d);
+                let r = &data[id as usize * dim..(id as usize + 1) * dim];
+                let true_d = f32::l2sq(&q, r);
+                // Half a step per component: 39 of 1/255, one of 10/255.
+                let tol = 0.5 * (39.0f32 + 100.0).sqrt() / 255.0;
+                assert!((d.sqrt() - true_d.sqrt()).abs() <= tol, "{d} vs {true_d}");
+            }
+        }
+        assert!(
+            same * 100 >= total * 90,
+            "{same} of {total} neighbours kept"
+        );
     }
 }

@@ -259,10 +259,23 @@ impl Router {
         }
     }
 
+    /// The centroids in f32: the build's router. Empty once an opened index quantized its
+    /// graph's rows ([`RamHnsw::quantized`]); searches use [`distances_to_all`](Self::distances_to_all).
     fn centroids(&self) -> &[f32] {
         match self {
             Router::Flat(c) => c,
-            Router::Hnsw(g) => g.data(),
+            Router::Hnsw(g) => g.data().unwrap_or_default(),
+        }
+    }
+
+    /// Squared distance from `q` to every centroid, in list order.
+    fn distances_to_all(&self, q: &[f32], dim: usize) -> Vec<f32> {
+        match self {
+            Router::Flat(c) => c
+                .chunks_exact(dim)
+                .map(|row| crate::kmeans::l2sq(q, row))
+                .collect(),
+            Router::Hnsw(g) => g.distances_to_all(q),
         }
     }
 
@@ -798,7 +811,9 @@ impl<T: Element> SpannIndex<T> {
         }
         let router = if meta.has_router {
             let raw = file.read_section(reader.as_ref(), layout::ROUTER_SECTION)?;
-            Router::Hnsw(RamHnsw::decode(file.path(), &raw, centroids, meta.nav_dim)?)
+            // Searches rank centroids on 8-bit codes: a quarter of the index's largest RAM
+            // component, for routing distances off by half a step per component.
+            Router::Hnsw(RamHnsw::decode(file.path(), &raw, centroids, meta.nav_dim)?.quantized())
         } else {
             Router::Flat(centroids)
         };
@@ -955,13 +970,12 @@ impl<T: Element> SpannIndex<T> {
 
     /// Every list with its squared centroid distance, nearest first.
     fn rank_all(&self, nav: &[f32], st: &mut SearchStats) -> Vec<(u32, f32)> {
-        let d = self.meta.nav_dim;
         let mut all: Vec<(f32, u32)> = self
             .router
-            .centroids()
-            .chunks_exact(d)
+            .distances_to_all(nav, self.meta.nav_dim)
+            .into_iter()
             .enumerate()
-            .map(|(i, c)| (crate::kmeans::l2sq(nav, c), i as u32))
+            .map(|(i, d)| (d, i as u32))
             .collect();
         st.distance_computations += all.len() as u64;
         all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
