@@ -45,7 +45,7 @@ fn backends(file: &BlockFile) -> Vec<(String, Arc<dyn BlockReader>)> {
             open_reader(file, Backend::IoUring { queue_depth: 64 }).expect("uring"),
         ),
     ];
-    if let Ok(u) = UringReader::with_slot_bytes(file, 2, 4096) {
+    if let Ok(u) = UringReader::with_read_sizes(file, 2, 4096, 0) {
         // An arena of two blocks: 3- and 4-block requests take the one-off buffer path, and
         // 2-block requests wait for the arena to empty.
         v.push(("uring-small-arena".into(), Arc::new(u)));

@@ -753,7 +753,7 @@ impl<T: Element> SpannIndex<T> {
     fn open(dir: &Path, manifest: Manifest, opts: &OpenOptions) -> Result<Self> {
         let file = BlockFile::open(dir.join(POSTINGS_FILE))?;
         // The meta is read with pread: the reader for searches is sized by what it says.
-        let plain = open_reader_for(&file, Backend::Pread, 0)?;
+        let plain = open_reader_for(&file, Backend::Pread, 0, 0)?;
         let raw = file.read_section(plain.as_ref(), layout::META_SECTION)?;
         let meta = SpannMeta::decode(file.path(), &raw)?;
         if meta.dim != manifest.dim
@@ -780,10 +780,6 @@ impl<T: Element> SpannIndex<T> {
             return Err(IndexError::bad_file(file.path(), "element type mismatch"));
         }
         let payload = file.payload_bytes();
-        // Registered buffers sized for the largest list a read may fetch.
-        let max_read = list_blocks(meta.max_list_entries, meta.entry_bytes(), payload) as usize
-            * file.block_size();
-        let reader = open_reader_for(&file, opts.backend, max_read)?;
         let have = file.section(layout::CENTROIDS_SECTION)?.len;
         if have != (meta.n_lists * meta.nav_dim * 4) as u64 {
             return Err(IndexError::bad_file(
@@ -799,7 +795,7 @@ impl<T: Element> SpannIndex<T> {
         // Read straight into the f32s: a byte copy first would stay behind as resident heap.
         let mut centroids = vec![0f32; meta.n_lists * meta.nav_dim];
         file.read_section_into(
-            reader.as_ref(),
+            plain.as_ref(),
             layout::CENTROIDS_SECTION,
             bytemuck::cast_slice_mut(&mut centroids),
         )?;
@@ -810,7 +806,7 @@ impl<T: Element> SpannIndex<T> {
             ));
         }
         let router = if meta.has_router {
-            let raw = file.read_section(reader.as_ref(), layout::ROUTER_SECTION)?;
+            let raw = file.read_section(plain.as_ref(), layout::ROUTER_SECTION)?;
             // Searches rank centroids on 8-bit codes: a quarter of the index's largest RAM
             // component, for routing distances off by half a step per component.
             Router::Hnsw(RamHnsw::decode(file.path(), &raw, centroids, meta.nav_dim)?.quantized())
@@ -818,8 +814,16 @@ impl<T: Element> SpannIndex<T> {
             Router::Flat(centroids)
         };
         let postings = file.section(layout::POSTINGS_SECTION)?.clone();
-        let raw = file.read_section(reader.as_ref(), layout::LISTS_SECTION)?;
+        let raw = file.read_section(plain.as_ref(), layout::LISTS_SECTION)?;
         let lists = ListInfo::decode_all(file.path(), &raw, &meta, payload, postings.n_blocks)?;
+        // Registered buffers sized for the largest list a read may fetch, and for a full queue
+        // of lists of the mean size.
+        let bs = file.block_size();
+        let max_read =
+            list_blocks(meta.max_list_entries, meta.entry_bytes(), payload) as usize * bs;
+        let blocks: u64 = lists.iter().map(|l| l.n_blocks as u64).sum();
+        let mean_read = (blocks as usize).div_ceil(lists.len().max(1)) * bs;
+        let reader = open_reader_for(&file, opts.backend, max_read, mean_read)?;
         let loc = file.section(layout::LOCATOR_SECTION)?;
         if loc.len != meta.n * 8 {
             return Err(IndexError::bad_file(
@@ -834,7 +838,7 @@ impl<T: Element> SpannIndex<T> {
         let cache: Option<Arc<dyn BlockCache>> = (opts.cache_bytes > 0)
             .then(|| Arc::new(MokaBlockCache::new(opts.cache_bytes)) as Arc<dyn BlockCache>);
         let (sq8, full) = if meta.sq8 {
-            let raw = file.read_section(reader.as_ref(), layout::SQ8_SECTION)?;
+            let raw = file.read_section(plain.as_ref(), layout::SQ8_SECTION)?;
             let q = Sq8::decode(file.path(), &raw, meta.dim)?;
             let vf = BlockFile::open(dir.join(VECTORS_FILE))?;
             let layout = RowLayout::new(meta.vec_bytes, vf.payload_bytes());
@@ -850,7 +854,8 @@ impl<T: Element> SpannIndex<T> {
                     ),
                 ));
             }
-            let r = open_reader_for(&vf, opts.backend, layout.blocks_per_row * vf.block_size())?;
+            let row_bytes = layout.blocks_per_row * vf.block_size();
+            let r = open_reader_for(&vf, opts.backend, row_bytes, row_bytes)?;
             let full = FullRows {
                 source: MaybeCached::new(r, cache.as_ref()),
                 first_block: sec.first_block,

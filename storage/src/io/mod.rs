@@ -154,18 +154,21 @@ pub const DEFAULT_MAX_READ_BYTES: usize = 16 * 1024;
 /// Opens a reader of `file` with `backend`. io_uring falls back to pread (logged once) where the
 /// kernel refuses it.
 pub fn open_reader(file: &BlockFile, backend: Backend) -> Result<Arc<dyn BlockReader>> {
-    open_reader_for(file, backend, DEFAULT_MAX_READ_BYTES)
+    open_reader_for(file, backend, DEFAULT_MAX_READ_BYTES, 0)
 }
 
 /// As [`open_reader`], with io_uring's registered buffers sized for reads of up to
 /// `max_read_bytes` (posting lists are several blocks; a larger read still works, through a
-/// one-off buffer).
+/// one-off buffer) and for a full queue of reads of `typical_read_bytes` (0: one block) in
+/// flight at once.
 pub fn open_reader_for(
     file: &BlockFile,
     backend: Backend,
     max_read_bytes: usize,
+    typical_read_bytes: usize,
 ) -> Result<Arc<dyn BlockReader>> {
-    let _ = max_read_bytes; // only io_uring registers buffers
+    // Only io_uring registers buffers.
+    let _ = (max_read_bytes, typical_read_bytes);
     match backend {
         Backend::Pread => Ok(Arc::new(PreadReader::open(file)?)),
         // SAFETY: block files are written once (BlockFileWriter::finish) and never modified
@@ -173,7 +176,12 @@ pub fn open_reader_for(
         Backend::Mmap => Ok(Arc::new(unsafe { MmapReader::open(file)? })),
         #[cfg(target_os = "linux")]
         Backend::IoUring { queue_depth } => {
-            match UringReader::with_slot_bytes(file, queue_depth, max_read_bytes) {
+            match UringReader::with_read_sizes(
+                file,
+                queue_depth,
+                max_read_bytes,
+                typical_read_bytes,
+            ) {
                 Ok(r) => Ok(Arc::new(r)),
                 Err(e) => {
                     log_fallback_once(&e);

@@ -133,11 +133,19 @@ impl UringReader {
     /// Opens `file` with O_DIRECT (buffered where the filesystem refuses O_DIRECT, e.g. tmpfs,
     /// logged once) and checks that the kernel grants an io_uring of `queue_depth` entries.
     pub fn open(file: &BlockFile, queue_depth: u32) -> Result<Self> {
-        Self::with_slot_bytes(file, queue_depth, DEFAULT_SLOT_BYTES)
+        Self::with_read_sizes(file, queue_depth, DEFAULT_SLOT_BYTES, 0)
     }
 
-    /// As [`open`](Self::open) with an explicit registered-buffer size per in-flight read.
-    pub fn with_slot_bytes(file: &BlockFile, queue_depth: u32, slot_bytes: usize) -> Result<Self> {
+    /// As [`open`](Self::open), with the registered arena sized to hold the largest read
+    /// expected (`largest` bytes) and `queue_depth` reads of `typical` bytes (0: one block) in
+    /// flight. An arena of one block per slot let only ~21 three-block posting lists fly at a
+    /// depth of 64 - SPANN at 1M ran 25-45% below what the disk gave with room for 64.
+    pub fn with_read_sizes(
+        file: &BlockFile,
+        queue_depth: u32,
+        largest: usize,
+        typical: usize,
+    ) -> Result<Self> {
         if !(1..=4096).contains(&queue_depth) {
             return Err(StorageError::InvalidArgument(format!(
                 "queue depth {queue_depth} not in 1..=4096"
@@ -145,7 +153,8 @@ impl UringReader {
         }
         let path = file.path().to_path_buf();
         let bs = file.block_size();
-        let arena_bytes = (slot_bytes.max(bs).div_ceil(bs) * bs).max(queue_depth as usize * bs);
+        let per_read = typical.div_ceil(bs).max(1) * bs;
+        let arena_bytes = (largest.max(bs).div_ceil(bs) * bs).max(queue_depth as usize * per_read);
         let (f, direct) = match open_file(&path, true) {
             Ok(f) if direct_read_works(&f, bs) => (f, true),
             _ => {
@@ -492,6 +501,25 @@ mod tests {
         assert_eq!(b.alloc(2), Some(13));
         assert_eq!(b.alloc(2), Some(68));
         assert_eq!(b.alloc(1), None);
+    }
+
+    #[test]
+    fn the_arena_holds_a_full_queue_of_typical_reads() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("f.qbf");
+        let mut w = BlockFileWriter::create(&path, "test").expect("create");
+        w.write_section("data", &[7u8; 4092]).expect("write");
+        w.finish().expect("finish");
+        let file = BlockFile::open(&path).expect("open");
+        let bs = file.block_size();
+        let Ok(one) = UringReader::with_read_sizes(&file, 8, 4 * bs, 0) else {
+            return; // no io_uring on this kernel
+        };
+        assert_eq!(one.arena_bytes, 8 * bs, "one block per slot");
+        let lists = UringReader::with_read_sizes(&file, 8, 4 * bs, 2 * bs + 1).expect("open");
+        assert_eq!(lists.arena_bytes, 8 * 3 * bs, "3-block reads, 8 in flight");
+        let big = UringReader::with_read_sizes(&file, 2, 12 * bs, bs).expect("open");
+        assert_eq!(big.arena_bytes, 12 * bs, "at least the largest read");
     }
 
     #[test]
