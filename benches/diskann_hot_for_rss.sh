@@ -17,6 +17,8 @@ GROWTH=0
 if [ "$H0" -gt 0 ]; then
   GROWTH=$(( $($Q "${B[@]}" --hot-nodes "$H0" 2>/dev/null | rss) - BASE ))
 fi
-HOT=$(python3 -c "print(max(0, int($H0 * ($TARGET - $BASE) / max($GROWTH, 1))))")
+# A node costs at least its record (the copies are resident): a smaller measured growth is RSS
+# noise (at squad's size a few MiB of thread arenas), and scaling by it overshot 3x once.
+HOT=$(python3 -c "print(max(0, int($H0 * ($TARGET - $BASE) / max($GROWTH, $H0 * $NODE, 1))))")
 echo "target index RSS $TARGET, DiskANN uncached $BASE; $H0 hot nodes grew DiskANN by $GROWTH: using $HOT" >&2
 echo "$HOT"

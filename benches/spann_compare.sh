@@ -6,6 +6,7 @@
 # with exactly 1, 2, 4 and 8 copies. 2 search threads everywhere; page cache dropped before each phase.
 # Run by hand (root, for the cache drops), not by CI; at 1M run it in the background:
 #   nohup benches/spann_compare.sh NAME BASE QUERIES GT > log 2>&1 &
+# REUSE=1 searches the indices the last run built (their build rows carried over).
 # An existing DiskANN index in $WORK/NAME/quiver (from benches/diskann_compare.sh) is reused.
 # Needs the peer venv (benches/peers/setup.sh). Output: benches/results/spann-NAME.jsonl, turned
 # into tables and docs/spann-NAME.png by benches/spann_report.py NAME.
@@ -27,9 +28,15 @@ mkdir -p "$WORK" benches/results
 : > "$OUT"
 B=(bench --queries "$QUERIES" --gt "$GT" --threads "$THREADS" --backend uring --dataset "$NAME" --json
    --max-queries "${MAX_QUERIES:-10000}")
-# Builds with the index's build parameters folded into the build row.
+# Builds with the index's build parameters folded into the build row. REUSE=1 keeps an index
+# that is already there (a search-side change needs no rebuild) and copies its build row from the
+# last run's raw file.
 build() {
   local kind=$1 out=$2 tool=$3; shift 3
+  if [ "${REUSE:-0}" = 1 ] && [ -f "$out/manifest.json" ]; then
+    grep -F "{\"tool\":\"$tool\",\"phase\":\"build\"" "$OUT.prev" >> "$OUT" || true
+    return
+  fi
   rm -rf "$out"
   $Q build --kind "$kind" --data "$BASE" --out "$out" --metric "$METRIC" "$@" 2>/dev/null \
     | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); r['build_params']=json.load(open('$out/manifest.json'))['build_params']; print(json.dumps(r))" \
