@@ -82,7 +82,8 @@ pub struct BenchArgs {
     /// SPANN maximum lists (comma list).
     #[arg(long)]
     pub max_lists: Option<String>,
-    /// SPANN with SQ8 lists: candidates re-ranked at full precision (comma list).
+    /// SPANN with SQ8 lists: candidates re-ranked at full precision (comma list; 0 = none: the
+    /// codes' estimated distances, so recall is counted by id).
     #[arg(long)]
     pub rerank: Option<String>,
     /// One JSON object per line instead of a table.
@@ -278,20 +279,24 @@ impl GroundTruth {
     /// recall@k of one result list for query `q`: with distances, a result is a hit if its
     /// distance is within the k-th true distance (relative slack 1e-5); otherwise id overlap.
     pub fn recall(&self, q: usize, res: &[Neighbor], k: usize) -> f64 {
-        let hits = match &self.dists {
+        match &self.dists {
             Some(d) => {
                 let kth = d[q * self.k_gt + k - 1];
                 let thr = kth + 1e-5 * kth.abs();
-                res.iter().take(k).filter(|r| r.dist <= thr).count()
+                res.iter().take(k).filter(|r| r.dist <= thr).count() as f64 / k as f64
             }
-            None => {
-                let truth = &self.ids[q * self.k_gt..q * self.k_gt + k];
-                res.iter()
-                    .take(k)
-                    .filter(|r| truth.contains(&(r.id as i32)))
-                    .count()
-            }
-        };
+            None => self.recall_ids(q, res, k),
+        }
+    }
+
+    /// recall@k by id overlap alone (for results whose distances are estimates).
+    pub fn recall_ids(&self, q: usize, res: &[Neighbor], k: usize) -> f64 {
+        let truth = &self.ids[q * self.k_gt..q * self.k_gt + k];
+        let hits = res
+            .iter()
+            .take(k)
+            .filter(|r| truth.contains(&(r.id as i32)))
+            .count();
         hits as f64 / k as f64
     }
 }
@@ -412,8 +417,14 @@ pub fn measure(
         .into_iter()
         .flatten()
         .collect();
+    // Without re-rank, distances are estimates: hits are counted by id.
+    let by_ids = params.rerank == Some(0);
     for (qi, (res, s, us)) in flat.into_iter().enumerate() {
-        recall += gt.recall(qi, &res, k);
+        recall += if by_ids {
+            gt.recall_ids(qi, &res, k)
+        } else {
+            gt.recall(qi, &res, k)
+        };
         lat.push(us);
         total += s;
     }

@@ -121,6 +121,7 @@ pub fn run(
                 nprobe: probe,
                 max_lists: probe,
                 eps: 0.0,
+                rerank: None,
             };
             let local_params = quiver_server::convert::params_from_pb(Some(params));
             let mut remote = Side::default();

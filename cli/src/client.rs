@@ -344,6 +344,10 @@ pub struct QueryArgs {
     /// SPANN / IVF posting lists probed (0 = default).
     #[arg(long, default_value_t = 0)]
     pub lists: u32,
+    /// SPANN with SQ8 lists: candidates re-ranked at full precision (default k; 0 = none, the
+    /// scores are then the codes' estimates).
+    #[arg(long)]
+    pub rerank: Option<u32>,
     /// Return payloads.
     #[arg(long)]
     pub with_payload: bool,
@@ -380,6 +384,7 @@ pub fn query(a: QueryArgs) -> Result<()> {
                         nprobe: a.lists,
                         max_lists: a.lists,
                         eps: 0.0,
+                        rerank: a.rerank,
                     }),
                     score_threshold: None,
                     filter: None,

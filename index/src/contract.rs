@@ -36,7 +36,9 @@ pub struct SearchParams {
     /// SPANN: most lists probed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_lists: Option<usize>,
-    /// SPANN with SQ8 lists: candidates re-ranked with the full-precision vectors (default k).
+    /// SPANN with SQ8 lists: candidates re-ranked with the full-precision vectors (default k;
+    /// fewer than k count as k). `Some(0)`: none - the same ids as re-ranking k, in the codes'
+    /// order, with the codes' estimated distances, and k fewer reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<usize>,
 }

@@ -245,7 +245,7 @@ pub fn params_from_pb(p: Option<pb::SearchParams>) -> SearchParams {
         nprobe: nz(p.nprobe),
         max_lists: nz(p.max_lists),
         eps: (p.eps > 0.0).then_some(p.eps),
-        rerank: None,
+        rerank: p.rerank.map(|r| r as usize),
     }
 }
 
@@ -292,5 +292,29 @@ pub fn stats_to_pb(s: &QueryStats) -> pb::QueryStats {
         segments: s.segments,
         micros: s.micros,
         lists_probed: s.index.lists,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_knobs_of_zero_are_defaults_but_an_explicit_rerank_of_zero_is_kept() {
+        let p = params_from_pb(Some(pb::SearchParams {
+            max_lists: 8,
+            rerank: Some(0),
+            ..Default::default()
+        }));
+        assert_eq!(
+            (p.max_lists, p.nprobe, p.ef, p.eps, p.rerank),
+            (Some(8), None, None, None, Some(0))
+        );
+        let unset = params_from_pb(Some(pb::SearchParams {
+            rerank: None,
+            ..Default::default()
+        }));
+        assert_eq!(unset.rerank, None);
+        assert_eq!(params_from_pb(None), SearchParams::default());
     }
 }

@@ -579,3 +579,47 @@ fn soar_copies_find_more_neighbours_than_nearest_centroid_copies() {
         "{copies} copies: soar {r_soar} vs nearest {r_near}"
     );
 }
+
+#[test]
+fn rerank_zero_returns_the_same_ids_with_code_estimates_and_no_row_reads() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dim = 32;
+    let (rows, qs) = synth(4000, dim, false, 5);
+    let dir = build(
+        tmp.path(),
+        &rows,
+        dim,
+        Metric::L2,
+        ClusterKind::Spann,
+        &small(ClusterKind::Spann),
+    );
+    let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+    let approx = SearchParams {
+        rerank: Some(0),
+        ..lists(8)
+    };
+    let (mut saved, mut worst) = (0u64, 0f32);
+    for q in qs.chunks_exact(dim) {
+        let (exact, se) = idx.search(q, 10, &lists(8), None).expect("search");
+        let (est, sa) = idx.search(q, 10, &approx, None).expect("search");
+        // Re-ranking exactly k candidates only orders them: the same ids either way.
+        let mut a: Vec<u32> = exact.iter().map(|n| n.id).collect();
+        let mut b: Vec<u32> = est.iter().map(|n| n.id).collect();
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
+        // The lists are the same reads; the rows are not read at all.
+        assert_eq!(sa.lists, se.lists);
+        assert!(sa.reads < se.reads, "{sa:?} vs {se:?}");
+        saved += se.reads - sa.reads;
+        // Each estimate is the distance to the rounded row: within a few percent here.
+        for n in &est {
+            let r = &rows[n.id as usize * dim..(n.id as usize + 1) * dim];
+            let d: f32 = r.iter().zip(q).map(|(x, y)| (x - y) * (x - y)).sum();
+            worst = worst.max((n.dist - d).abs() / d.max(1e-6));
+        }
+        assert!(est.windows(2).all(|w| w[0].dist <= w[1].dist), "sorted");
+    }
+    assert!(saved >= 5 * (qs.len() / dim) as u64, "{saved} reads saved");
+    assert!(worst < 0.05, "worst relative error {worst}");
+}

@@ -14,7 +14,8 @@
 //!   directory, a locator (each vector's primary list and position) and the lists, each
 //!   block-aligned and contiguous: ids then full-precision vectors.
 //! - **Search.** The centroids nearest the query come from an HNSW over the centroids held in
-//!   RAM ([`crate::hnsw::RamHnsw`]; a flat scan below [`ROUTER_MIN_LISTS`]). SPANN's query-aware
+//!   RAM ([`crate::hnsw::RamHnsw`], its rows as 8-bit codes once opened; a flat f32 scan below
+//!   [`ROUTER_MIN_LISTS`]). SPANN's query-aware
 //!   pruning keeps list j only if `d(q, c_j) <= (1 + eps2) d(q, c_1)`, at most `max_lists`. All
 //!   chosen lists of all queries of a batch are read as one batch (io_uring keeps them in flight
 //!   together), through the block cache when one is configured; replicated ids are de-duplicated
@@ -1032,6 +1033,9 @@ impl<T: Element> SpannIndex<T> {
         } else {
             k
         };
+        // `rerank = 0`: the codes' top k with their estimated distances, no full-precision
+        // reads (re-ranking exactly k candidates only orders them and makes their scores exact).
+        let approximate = params.rerank == Some(0);
         let mut qs: Vec<Query<T>> = queries
             .chunks_exact(dim)
             .map(|q| -> Result<Query<T>> {
@@ -1186,11 +1190,14 @@ impl<T: Element> SpannIndex<T> {
                 q.pending = next;
             }
         }
-        let Some(full) = &self.full else {
-            return Ok(qs
-                .into_iter()
-                .map(|q| (q.top.into_sorted_vec(), q.stats))
-                .collect());
+        let full = match &self.full {
+            Some(f) if !approximate => f,
+            _ => {
+                return Ok(qs
+                    .into_iter()
+                    .map(|q| (q.top.into_sorted_vec(), q.stats))
+                    .collect())
+            }
         };
         // Codes ranked the candidates; their full-precision rows decide the k best, all
         // queries' rows read as one batch.
