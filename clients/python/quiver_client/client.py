@@ -167,19 +167,23 @@ class Client:
     def search(self, collection: str, vector: Sequence[float], k: int = 10,
                filter: Optional[pb.Filter] = None, ef: int = 0,
                score_threshold: Optional[float] = None, with_payload: bool = True,
-               lists: int = 0) -> List[Hit]:
-        """`ef`: HNSW ef and DiskANN L; `lists`: SPANN / IVF lists probed (0: defaults)."""
+               lists: int = 0, rerank: Optional[int] = None) -> List[Hit]:
+        """`ef`: HNSW ef and DiskANN L; `lists`: SPANN / IVF lists probed (0: defaults);
+        `rerank`: SPANN candidates re-ranked at full precision (None: k; 0: none, the scores
+        are then the SQ8 codes' estimates)."""
         return self.search_with_stats(collection, vector, k, filter, ef, score_threshold,
-                                      with_payload, lists)[0]
+                                      with_payload, lists, rerank)[0]
 
     def search_with_stats(self, collection, vector, k=10, filter=None, ef=0,
-                          score_threshold=None, with_payload=True, lists=0):
+                          score_threshold=None, with_payload=True, lists=0, rerank=None):
         req = pb.SearchRequest(collection=collection, vector=list(vector), k=k, filter=filter,
                                params=pb.SearchParams(ef=ef, search_list=ef, nprobe=lists,
                                                       max_lists=lists),
                                with_payload=with_payload)
         if score_threshold is not None:
             req.score_threshold = score_threshold
+        if rerank is not None:
+            req.params.rerank = rerank
         r = self._call(self.searcher.Search, req)
         hits = [Hit(h.id, h.score, h.text, {k: _unvalue(v) for k, v in h.fields.items()})
                 for h in r.hits]

@@ -105,6 +105,10 @@ class ClientTest(unittest.TestCase):
                 return total / len(queries)
 
             self.assertGreaterEqual(check(), 0.9)
+            # `rerank` only concerns SPANN segments; here it goes over the wire and changes nothing.
+            q0 = queries[0]
+            self.assertEqual([(h.id, h.score) for h in c.search("docs", q0, rerank=0)],
+                             [(h.id, h.score) for h in c.search("docs", q0)])
             self.assertGreaterEqual(check(Filter.match("tag", "t3"), lambda i: i % 20 == 3), 0.9)
             self.assertGreaterEqual(
                 check(Filter.all(Filter.range("n", gte=500, lt=1500),
