@@ -5,7 +5,7 @@
 use crate::{mean_recall, random_rows, synth};
 use quiver_index::dataset::Matrix;
 use quiver_index::spann::{self, ClusterKind, SpannParams};
-use quiver_index::{open, Metric, OpenOptions, SearchParams};
+use quiver_index::{open, Metric, OpenOptions, SearchParams, VectorIndex};
 use quiver_storage::io::Backend;
 use roaring::RoaringBitmap;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,20 @@ fn small(kind: ClusterKind) -> SpannParams {
         sq8: Some(kind == ClusterKind::Spann),
         ..SpannParams::defaults(kind)
     }
+}
+
+/// A [`small`] SQ8 SPANN index over `n` seeded L2 rows, opened with pread: rows, queries, index.
+fn small_spann(
+    dir: &Path,
+    n: usize,
+    dim: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>, Box<dyn VectorIndex>) {
+    let (rows, qs) = synth(n, dim, false, seed);
+    let kind = ClusterKind::Spann;
+    let path = build(dir, &rows, dim, Metric::L2, kind, &small(kind));
+    let idx = open(&path, &opts(Backend::Pread, 0)).expect("open");
+    (rows, qs, idx)
 }
 
 fn build_param(dir: &Path, key: &str) -> serde_json::Value {
@@ -200,16 +214,7 @@ fn cosine_and_inner_product_on_unnormalized_data() {
 fn pruning_allow_lists_k_above_n_batches_and_vectors() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dim = 16;
-    let (rows, qs) = synth(3000, dim, false, 13);
-    let dir = build(
-        tmp.path(),
-        &rows,
-        dim,
-        Metric::L2,
-        ClusterKind::Spann,
-        &small(ClusterKind::Spann),
-    );
-    let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+    let (rows, qs, idx) = small_spann(tmp.path(), 3000, dim, 13);
     // A tight eps probes fewer lists than the cap; a loose one reaches the cap.
     let q = &qs[..dim];
     let tight = SearchParams {
@@ -584,16 +589,7 @@ fn soar_copies_find_more_neighbours_than_nearest_centroid_copies() {
 fn rerank_zero_returns_the_same_ids_with_code_estimates_and_no_row_reads() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dim = 32;
-    let (rows, qs) = synth(4000, dim, false, 5);
-    let dir = build(
-        tmp.path(),
-        &rows,
-        dim,
-        Metric::L2,
-        ClusterKind::Spann,
-        &small(ClusterKind::Spann),
-    );
-    let idx = open(&dir, &opts(Backend::Pread, 0)).expect("open");
+    let (rows, qs, idx) = small_spann(tmp.path(), 4000, dim, 5);
     let approx = SearchParams {
         rerank: Some(0),
         ..lists(8)

@@ -15,6 +15,7 @@ use crate::contract::SearchStats;
 use crate::distance::Element;
 use crate::error::{IndexError, Result};
 use crate::metric::Metric;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// The rows: as built, or as 8-bit codes.
@@ -196,11 +197,11 @@ impl RamHnsw {
         }
     }
 
-    /// `q` as [`Graph::distance`] takes it.
-    fn prepare(&self, q: &[f32]) -> Vec<f32> {
+    /// `q` as [`Graph::distance`] takes it (as given for f32 rows).
+    fn prepare<'q>(&self, q: &'q [f32]) -> Cow<'q, [f32]> {
         match &self.rows {
-            Rows::F32(_) => q.to_vec(),
-            Rows::Sq8 { lo, .. } => q.iter().zip(lo).map(|(&x, &l)| x - l).collect(),
+            Rows::F32(_) => Cow::Borrowed(q),
+            Rows::Sq8 { lo, .. } => Cow::Owned(q.iter().zip(lo).map(|(&x, &l)| x - l).collect()),
         }
     }
 
@@ -234,7 +235,7 @@ impl RamHnsw {
             return Vec::new();
         }
         let (ep, top) = self.entry;
-        let q = &self.prepare(q)[..];
+        let q = &*self.prepare(q);
         let mut nbrs = Vec::new();
         let mut s = self.scratch.take();
         let res = (|| -> Result<Vec<Cand>> {
