@@ -3,7 +3,7 @@
 //! HNSW index ([`graph::BuildGraph`](super::graph::BuildGraph)) and stored as a flat link array
 //! that [`encode`](RamHnsw::encode) and [`decode`](RamHnsw::decode) write into the owner's file.
 //!
-//! A loaded router may hold its rows as 8-bit codes ([`quantized`](RamHnsw::quantized)): a
+//! A loaded router may hold its rows as 8-bit codes ([`decode_quantized`](RamHnsw::decode_quantized)): a
 //! quarter of the RAM, which for SPANN is most of the index's RAM. Each component is `lo_d +
 //! step_d * code` with a per-dimension offset and step (transformer embeddings have a few
 //! dimensions far wider than the rest, which one shared step would flatten), and distances are
@@ -53,6 +53,42 @@ fn sq8_l2(q: &[f32], step: &[f32], code: &[u8]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// 8-bit codes of the `dim`-wide rows of `data`, each dimension's range in 255 steps.
+fn quantize(data: &[f32], dim: usize) -> Rows {
+    let (mut lo, mut hi) = (vec![f32::INFINITY; dim], vec![f32::NEG_INFINITY; dim]);
+    for r in data.chunks_exact(dim) {
+        for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(r) {
+            *l = l.min(x);
+            *h = h.max(x);
+        }
+    }
+    let step: Vec<f32> = lo
+        .iter()
+        .zip(&hi)
+        .map(|(&l, &h)| {
+            let s = (h - l) / 255.0;
+            if s > 0.0 && s.is_finite() {
+                s
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    lo.iter_mut()
+        .filter(|l| !l.is_finite())
+        .for_each(|l| *l = 0.0);
+    let codes: Vec<u8> = data
+        .chunks_exact(dim)
+        .flat_map(|r| {
+            r.iter()
+                .zip(&lo)
+                .zip(&step)
+                .map(|((&x, &l), &s)| ((x - l) / s).round().clamp(0.0, 255.0) as u8)
+        })
+        .collect();
+    Rows::Sq8 { lo, step, codes }
 }
 
 /// An HNSW graph over rows it owns.
@@ -145,51 +181,8 @@ impl RamHnsw {
         }
     }
 
-    /// The same graph over 8-bit codes of its rows (a quarter of their RAM; distances then
-    /// carry the rounding of half a step per component). Quantizing twice changes nothing.
-    pub fn quantized(self) -> Self {
-        let Rows::F32(data) = &self.rows else {
-            return self;
-        };
-        let dim = self.dim;
-        let (mut lo, mut hi) = (vec![f32::INFINITY; dim], vec![f32::NEG_INFINITY; dim]);
-        for r in data.chunks_exact(dim) {
-            for ((l, h), &x) in lo.iter_mut().zip(hi.iter_mut()).zip(r) {
-                *l = l.min(x);
-                *h = h.max(x);
-            }
-        }
-        let step: Vec<f32> = lo
-            .iter()
-            .zip(&hi)
-            .map(|(&l, &h)| {
-                let s = (h - l) / 255.0;
-                if s > 0.0 && s.is_finite() {
-                    s
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        lo.iter_mut()
-            .filter(|l| !l.is_finite())
-            .for_each(|l| *l = 0.0);
-        let codes: Vec<u8> = data
-            .chunks_exact(dim)
-            .flat_map(|r| {
-                r.iter()
-                    .zip(&lo)
-                    .zip(&step)
-                    .map(|((&x, &l), &s)| ((x - l) / s).round().clamp(0.0, 255.0) as u8)
-            })
-            .collect();
-        RamHnsw {
-            rows: Rows::Sq8 { lo, step, codes },
-            ..self
-        }
-    }
-
-    /// The rows, `dim` floats each; `None` once [`quantized`](Self::quantized).
+    /// The rows, `dim` floats each; `None` for a graph over codes
+    /// ([`decode_quantized`](Self::decode_quantized)).
     pub fn data(&self) -> Option<&[f32]> {
         match &self.rows {
             Rows::F32(d) => Some(d),
@@ -287,8 +280,19 @@ impl RamHnsw {
     /// Reads what [`encode`](Self::encode) wrote, over `data` (rows of `dim`), checking every
     /// count, offset and id against the sizes (`path` names the file in errors).
     pub fn decode(path: &Path, b: &[u8], data: Vec<f32>, dim: usize) -> Result<Self> {
-        let bad = |what: String| IndexError::bad_file(path, format!("router graph: {what}"));
         let n = data.len() / dim;
+        Self::decode_links(path, b, n, dim, Rows::F32(data))
+    }
+
+    /// As [`decode`](Self::decode), holding 8-bit codes of `data` and not `data` itself, which
+    /// the caller can free: a quarter of the rows' RAM, for distances off by up to half a step
+    /// per component.
+    pub fn decode_quantized(path: &Path, b: &[u8], data: &[f32], dim: usize) -> Result<Self> {
+        Self::decode_links(path, b, data.len() / dim, dim, quantize(data, dim))
+    }
+
+    fn decode_links(path: &Path, b: &[u8], n: usize, dim: usize, rows: Rows) -> Result<Self> {
+        let bad = |what: String| IndexError::bad_file(path, format!("router graph: {what}"));
         let word = |at: usize| -> Result<u32> {
             b.get(at..at + 4)
                 .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
@@ -347,7 +351,7 @@ impl RamHnsw {
         }
         Ok(RamHnsw {
             scratch: ScratchPool::new(n),
-            rows: Rows::F32(data),
+            rows,
             dim,
             offsets,
             links,
@@ -415,9 +419,8 @@ mod tests {
             .collect();
         let g = RamHnsw::build(data.clone(), dim, 8, 64, 1);
         // The same links over codes (a parallel build is not repeatable link for link).
-        let q8 = RamHnsw::decode(Path::new("t"), &g.encode(), data.clone(), dim)
-            .expect("decode")
-            .quantized();
+        let q8 =
+            RamHnsw::decode_quantized(Path::new("t"), &g.encode(), &data, dim).expect("decode");
         assert!(q8.data().is_none());
         // f32 rows out; codes, offsets and steps in.
         assert_eq!(g.bytes() - q8.bytes(), (3 * n * dim - 8 * dim) as u64);

@@ -260,8 +260,9 @@ impl Router {
         }
     }
 
-    /// The centroids in f32: the build's router. Empty once an opened index quantized its
-    /// graph's rows ([`RamHnsw::quantized`]); searches use [`distances_to_all`](Self::distances_to_all).
+    /// The centroids in f32: the build's router. Empty for an opened index's graph router,
+    /// which holds codes ([`RamHnsw::decode_quantized`]); searches use
+    /// [`distances_to_all`](Self::distances_to_all).
     fn centroids(&self) -> &[f32] {
         match self {
             Router::Flat(c) => c,
@@ -793,13 +794,21 @@ impl<T: Element> SpannIndex<T> {
                 ),
             ));
         }
-        // Read straight into the f32s: a byte copy first would stay behind as resident heap.
-        let mut centroids = vec![0f32; meta.n_lists * meta.nav_dim];
+        // The f32 centroids go to an anonymous map, not the heap: a graph router keeps only
+        // their 8-bit codes (a quarter of the index's largest RAM component, for routing
+        // distances off by half a step per component), and an unmapped buffer leaves the
+        // process at once, whatever the allocator would keep of a freed heap block.
+        let len = meta.n_lists * meta.nav_dim;
+        let mut buf = memmap2::MmapMut::map_anon((4 * len).max(1))
+            .map_err(|e| IndexError::io(file.path(), e))?;
         file.read_section_into(
             plain.as_ref(),
             layout::CENTROIDS_SECTION,
-            bytemuck::cast_slice_mut(&mut centroids),
+            &mut buf[..4 * len],
         )?;
+        // A page-aligned map casts to f32 without a copy.
+        let centroids: &[f32] = bytemuck::try_cast_slice(&buf[..4 * len])
+            .map_err(|e| IndexError::bad_file(file.path(), format!("centroid buffer: {e}")))?;
         if let Some(i) = centroids.iter().position(|x| !x.is_finite()) {
             return Err(IndexError::bad_file(
                 file.path(),
@@ -808,12 +817,16 @@ impl<T: Element> SpannIndex<T> {
         }
         let router = if meta.has_router {
             let raw = file.read_section(plain.as_ref(), layout::ROUTER_SECTION)?;
-            // Searches rank centroids on 8-bit codes: a quarter of the index's largest RAM
-            // component, for routing distances off by half a step per component.
-            Router::Hnsw(RamHnsw::decode(file.path(), &raw, centroids, meta.nav_dim)?.quantized())
+            Router::Hnsw(RamHnsw::decode_quantized(
+                file.path(),
+                &raw,
+                centroids,
+                meta.nav_dim,
+            )?)
         } else {
-            Router::Flat(centroids)
+            Router::Flat(centroids.to_vec())
         };
+        drop(buf);
         let postings = file.section(layout::POSTINGS_SECTION)?.clone();
         let raw = file.read_section(plain.as_ref(), layout::LISTS_SECTION)?;
         let lists = ListInfo::decode_all(file.path(), &raw, &meta, payload, postings.n_blocks)?;
