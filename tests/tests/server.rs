@@ -578,6 +578,16 @@ fn bad_requests_get_the_right_status_and_change_nothing() {
             Code::InvalidArgument,
             "dimension 15",
         );
+        let mut huge_rerank = search_req("c", &v, 5, None);
+        huge_rerank.params = Some(pb::SearchParams {
+            rerank: Some(200_000),
+            ..Default::default()
+        });
+        expect_status(
+            admin_s.search(huge_rerank).await,
+            Code::InvalidArgument,
+            "rerank = 200000 must be at most 100000",
+        );
         let unindexed = pb::Filter {
             kind: Some(pb::filter::Kind::Range(pb::Range {
                 field: "price".into(),

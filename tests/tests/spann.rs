@@ -325,6 +325,16 @@ fn bad_queries_and_parameters_get_clear_errors() {
     };
     let e = idx.search(&[0.0; 8], 10, &bad_eps, None).expect_err("eps");
     assert!(e.to_string().contains("eps = -1"), "{e}");
+    // A remote caller's rerank could otherwise ask for a candidate buffer of any size.
+    let huge = SearchParams {
+        rerank: Some(u32::MAX as usize),
+        ..lists(4)
+    };
+    let e = idx.search(&[0.0; 8], 10, &huge, None).expect_err("rerank");
+    assert!(
+        e.to_string().contains("rerank 4294967295 exceeds 100000"),
+        "{e}"
+    );
     // Build parameters.
     let input = crate::write_input(tmp.path(), &Matrix::from_f32(dim, rows), Metric::L2);
     for (p, want) in [

@@ -81,6 +81,8 @@ pub const MIN_LEAF: usize = 16;
 pub const DEFAULT_SEARCH_EPS: f32 = 2.0;
 /// Default lists probed (IVF `nprobe`, SPANN `max_lists`).
 pub const DEFAULT_LISTS: usize = 16;
+/// Most candidates a search may re-rank (`rerank`): a request cannot ask for an unbounded buffer.
+pub const MAX_RERANK: usize = 100_000;
 /// From this many centroids on, an HNSW routes queries; below it a flat scan does.
 pub const ROUTER_MIN_LISTS: usize = 1024;
 /// Centroid candidates the closure assignment considers (SPTAG's InternalResultNum).
@@ -1017,6 +1019,11 @@ impl<T: Element> SpannIndex<T> {
             ));
         }
         let lists = lists.min(self.meta.n_lists);
+        if let Some(r) = params.rerank.filter(|&r| r > MAX_RERANK) {
+            return Err(IndexError::InvalidArgument(format!(
+                "rerank {r} exceeds {MAX_RERANK}"
+            )));
+        }
         let eps = params.eps.or(self.default_eps);
         if let Some(e) = eps {
             if !(e >= 0.0 && e.is_finite()) {

@@ -785,6 +785,14 @@ impl Collection {
                 q.k, self.opts.max_k
             )));
         }
+        // Checked here too, not only by a SPANN segment: the same request must fail the same
+        // way whatever segments the collection has today.
+        let most = quiver_index::spann::MAX_RERANK;
+        if let Some(r) = q.params.rerank.filter(|&r| r > most) {
+            return Err(ServerError::invalid(format!(
+                "rerank = {r} must be at most {most}"
+            )));
+        }
         let mut qn = q.vector.clone();
         if metric == Metric::Cosine {
             normalize(&mut qn);
